@@ -1,0 +1,1 @@
+"""ruleengine: a deterministic safety and strategy layer for Indian index-option trading."""
