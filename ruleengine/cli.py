@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from .errors import RuleEngineError
 from .functions import FUNCTIONS
 from .names import default_registry
 from .policyset import lint
@@ -63,6 +64,53 @@ def _cmd_names(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .audit import AuditStore
+    from .runner import RunConfig, run
+    from .summary import summarize
+
+    feed = args.feed or f"synthetic:{args.scenario}"
+    config = RunConfig(policies=tuple(args.policies), strategies=tuple(args.strategies),
+                       feed=feed, db=args.db, seed=args.seed, pace_s=args.pace,
+                       progress=not args.no_progress and sys.stderr.isatty())
+    try:
+        outcome = run(config)
+    except RuleEngineError as exc:
+        print(f"ruleengine run: {exc}", file=sys.stderr)
+        return EXIT_FINDINGS
+    engine = outcome.engine
+    pf = engine.state.portfolio
+    marks = engine.state.market.mark_price
+    per_strategy = {sid: book.realized + pf.unrealized(marks, pf.open_legs(sid))
+                    for sid, book in pf.books.items()}
+    store = AuditStore(args.db)
+    try:
+        summary = summarize(store, outcome.run_id, slippage_vs_ltp=outcome.slippage_vs_ltp,
+                            gross=pf.realized + pf.unrealized(marks), charges=pf.charges,
+                            per_strategy_gross=per_strategy, open_positions=len(pf.open_legs()))
+    finally:
+        store.close()
+    print(summary.render())
+    print(f"\nAudit trail: {args.db} (run {outcome.run_id}); "
+          f"explain a decision with: ruleengine explain DECISION_ID")
+    return EXIT_OK
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from .audit import AuditStore
+    from .explain import explain
+
+    store = AuditStore(args.db)
+    try:
+        print(explain(store, args.decision_id, args.run))
+    except RuleEngineError as exc:
+        print(f"ruleengine explain: {exc}", file=sys.stderr)
+        return EXIT_FINDINGS
+    finally:
+        store.close()
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ruleengine", description=__doc__.splitlines()[0]
                                      if __doc__ else None)
@@ -73,6 +121,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
     p.set_defaults(func=_cmd_lint)
+
+    p = sub.add_parser("run", help="run a trading day: synthetic data and the paper broker by "
+                       "default")
+    p.add_argument("--scenario", default="calm", help="synthetic scenario (calm, trend-up, "
+                   "gap-down-3pct, flash-crash, vix-spike, lower-circuit)")
+    p.add_argument("--feed", help="feed spec, e.g. replay:PATH (overrides --scenario)")
+    p.add_argument("--policies", nargs="+", default=["policies"])
+    p.add_argument("--strategies", nargs="+", default=["strategies"])
+    p.add_argument("--db", default="ruleengine.db", help="SQLite audit store")
+    p.add_argument("--seed", type=int, default=1, help="seed for synthetic data and paper fills")
+    p.add_argument("--pace", type=float, default=0.0, help="seconds to wait per tick")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("explain", help="explain one decision from the audit store")
+    p.add_argument("decision_id")
+    p.add_argument("--db", default="ruleengine.db")
+    p.add_argument("--run", type=int, default=None, help="run id (default: the latest)")
+    p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("schema", help="print the JSON Schema of a policy kind")
     p.add_argument("kind", nargs="?", help="policy kind; omit to list the kinds")

@@ -12,6 +12,7 @@ Exception tree::
      ├── ExpressionError        one expression could not be compiled (has .finding)
      ├── EvaluationError        a compiled expression failed at run time (caught by the engine)
      ├── AuditError             the audit store refused a write or failed its hash-chain check
+     ├── ConfigError            a run was configured with something that does not exist
      └── AdapterError           a feed, broker or alert sink failed
           ├── FeedError
           ├── AlertError
@@ -113,6 +114,10 @@ class EvaluationError(RuleEngineError):
 
 class AuditError(RuleEngineError):
     """The audit store refused a write or its hash chain does not verify."""
+
+
+class ConfigError(RuleEngineError):
+    """A run names a feed, broker, scenario or file that does not exist."""
 
 
 class AdapterError(RuleEngineError):

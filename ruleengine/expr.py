@@ -20,6 +20,7 @@ This is the only module that touches simpleeval: it supplies the grammar's opera
 from __future__ import annotations
 
 import ast
+import bisect
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,24 +44,42 @@ _OP_TEXT = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDi
 _FN_TABLE = {name: f.fn for name, f in FUNCTIONS.items()}
 _NO_VALUE = object()
 
-#: What an English reader calls each refused construct.
+#: What an English reader calls each refused construct (plural: "... are not allowed").
 _FORBIDDEN = {
     "Lambda": "lambdas", "ListComp": "comprehensions", "SetComp": "comprehensions",
-    "DictComp": "comprehensions", "GeneratorExp": "comprehensions", "Subscript": "indexing",
-    "JoinedStr": "f-strings", "NamedExpr": "assignment", "Starred": "unpacking",
-    "Dict": "dict literals", "Set": "set literals", "Await": "await", "Yield": "yield",
-    "YieldFrom": "yield", "Slice": "slices",
+    "DictComp": "comprehensions", "GeneratorExp": "comprehensions",
+    "Subscript": "subscripts (x[...])", "JoinedStr": "f-strings",
+    "NamedExpr": "assignments (:=)", "Starred": "starred (*) arguments",
+    "Dict": "dict literals", "Set": "set literals", "Await": "await expressions",
+    "Yield": "yield expressions", "YieldFrom": "yield expressions", "Slice": "slices",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """Where an expression's first character sits in its file (1-based)."""
+    """Where an expression's first character sits in its file (1-based).
+
+    ``segments`` maps a scalar that YAML folded from several lines (a plain or ``>`` scalar
+    written over more than one line) back to the file: one ``(offset in the value, line, col)``
+    per physical line. Without it, continuation lines start at ``cont_col``.
+    """
 
     file: str
     line: int
     col: int
     cont_col: int = 1  # column of continuation lines (block scalars)
+    segments: tuple[tuple[int, int, int], ...] = ()
+
+    def at(self, source: str, offset: int) -> tuple[int, int]:
+        """The file line and column of character ``offset`` of ``source``."""
+        if self.segments:
+            starts = [s[0] for s in self.segments]
+            start, line, col = self.segments[max(bisect.bisect_right(starts, offset) - 1, 0)]
+            return line, col + offset - start
+        line_idx = source.count("\n", 0, offset)
+        if line_idx == 0:
+            return self.line, self.col + offset
+        return self.line + line_idx, self.cont_col + offset - (source.rfind("\n", 0, offset) + 1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,11 +128,35 @@ class _Compiler:
 
     # -- locations and failures -------------------------------------------------------------
     def where(self, node: ast.AST | None) -> tuple[int, int]:
+        """File position of ``node``; its positions count the '(' that :meth:`compile` adds."""
         lineno = getattr(node, "lineno", 1)
         col = getattr(node, "col_offset", 1)
-        if lineno == 1:
-            return self.origin.line, self.origin.col + max(col - 1, 0)
-        return self.origin.line + lineno - 1, self.origin.cont_col + col
+        lines = self.source.split("\n")
+        lineno = min(lineno, len(lines))
+        offset = sum(len(text) + 1 for text in lines[:lineno - 1])
+        offset += max(col - 1, 0) if lineno == 1 else col
+        return self.origin.at(self.source, offset)
+
+    def at_offset(self, offset: int) -> ast.AST:
+        """A location-only node at character ``offset`` of the source."""
+        line_idx = self.source.count("\n", 0, offset)
+        col = offset - (self.source.rfind("\n", 0, offset) + 1)
+        return ast.Constant(value=None, lineno=line_idx + 1,
+                            col_offset=col + 1 if line_idx == 0 else col)
+
+    def after(self, node: ast.AST) -> ast.AST:
+        """A location-only node at the first token after ``node`` (the operator that follows)."""
+        lines = ("(" + self.source).split("\n")
+        line = getattr(node, "end_lineno", None) or 1
+        col = getattr(node, "end_col_offset", None) or 0
+        while line <= len(lines):
+            text = lines[line - 1]
+            while col < len(text) and text[col] in " \t)":
+                col += 1
+            if col < len(text):
+                return ast.Constant(value=None, lineno=line, col_offset=col)
+            line, col = line + 1, 0
+        return node
 
     def fail(self, node: ast.AST | None, code: str, message: str) -> NoReturn:
         line, col = self.where(node)
@@ -128,11 +171,18 @@ class _Compiler:
                       f"{MAX_SOURCE} are allowed")
         if not src.strip():
             self.fail(None, "expr-syntax", "expression is empty")
+        extra = _unmatched_close(src)
+        if extra is not None:  # the '(' added below would otherwise pair with it
+            self.fail(self.at_offset(extra), "expr-syntax",
+                      f"not a valid expression: unmatched {src[extra]!r}")
         try:
-            # Parenthesised so expressions may span lines (folded YAML scalars).
+            # Parenthesised so expressions may span lines (block YAML scalars).
             tree = ast.parse("(" + src + "\n)", mode="eval")
         except SyntaxError as exc:
             line, col = exc.lineno or 1, exc.offset or 1
+            if line > len(src.rstrip().split("\n")):  # at the ')' added above: src ended early
+                self.fail(self.at_offset(len(src.rstrip())), "expr-syntax",
+                          "not a valid expression: it ends before it is complete")
             fake = ast.Constant(value=None, lineno=line, col_offset=col - 1)
             self.fail(fake, "expr-syntax", f"not a valid expression: {exc.msg}")
         out = self.visit(tree.body)
@@ -157,7 +207,12 @@ class _Compiler:
         method = getattr(self, "visit_" + type(node).__name__, None)
         if method is None:
             what = _FORBIDDEN.get(type(node).__name__, type(node).__name__)
-            self.fail(node, "expr-forbidden", f"{what} are not allowed in policy expressions"
+            where: ast.AST = node
+            if isinstance(node, ast.Subscript):
+                where = self.after(node.value)  # the '['
+            elif isinstance(node, ast.NamedExpr):
+                where = self.after(node.target)  # the ':='
+            self.fail(where, "expr-forbidden", f"{what} are not allowed in policy expressions"
                       if not what[0].isupper() else f"{what} is not allowed in policy expressions")
         result: _Out = method(node)
         return result
@@ -179,14 +234,18 @@ class _Compiler:
         parts: list[str] = []
         cur: ast.expr = node
         while isinstance(cur, ast.Attribute):
+            if cur.attr.startswith("_"):  # point at the attribute itself
+                at = ast.Constant(value=None, lineno=cur.end_lineno or 1,
+                                  col_offset=(cur.end_col_offset or 0) - len(cur.attr))
+                self.fail(at, "expr-forbidden", "names starting with '_' are not allowed")
             parts.append(cur.attr)
             cur = cur.value
         if not isinstance(cur, ast.Name):
             self.fail(node, "expr-forbidden", "attribute access is only allowed on registry "
                       "names such as account.day_pnl_pct")
         parts.append(cur.id)
-        if any(p.startswith("_") for p in parts):
-            self.fail(node, "expr-forbidden", "names starting with '_' are not allowed")
+        if cur.id.startswith("_"):
+            self.fail(cur, "expr-forbidden", "names starting with '_' are not allowed")
         return ".".join(reversed(parts))
 
     def visit_Name(self, node: ast.Name) -> _Out:
@@ -227,11 +286,13 @@ class _Compiler:
 
     def visit_BinOp(self, node: ast.BinOp) -> _Out:
         if not isinstance(node.op, _ARITH):
-            self.fail(node, "expr-forbidden", "bitwise operators are not allowed")
+            self.fail(self.after(node.left), "expr-forbidden", "bitwise operators are not "
+                      "allowed; write 'and', 'or' and 'not' for true/false")
         left, right = self.visit(node.left), self.visit(node.right)
         sym = _OP_TEXT[type(node.op)]
         if left.type != "number" or right.type != "number":
-            self.fail(node, "type-mismatch", f"'{sym}' needs numbers on both sides, got "
+            self.fail(node.left if left.type != "number" else node.right, "type-mismatch",
+                      f"'{sym}' needs numbers on both sides, got "
                       f"{_type_word(left.type)} {sym} {_type_word(right.type)}")
         if isinstance(node.op, ast.Pow):
             if not right.const or abs(right.value) > MAX_EXPONENT:
@@ -267,16 +328,19 @@ class _Compiler:
         outs = [left]
         comparators: list[ast.expr] = []
         cur = left
+        prev: ast.expr = node.left
         for op, comp in zip(node.ops, node.comparators, strict=True):
             sym = _OP_TEXT.get(type(op))
             if sym is None:
-                self.fail(node, "expr-forbidden", "'is' comparisons are not allowed; use ==")
+                self.fail(self.after(prev), "expr-forbidden",
+                          "'is' comparisons are not allowed; use ==")
             if isinstance(op, (ast.In, ast.NotIn)):
                 right = self._choices(comp, cur.type)
             else:
                 right = self.visit(comp)
                 if isinstance(op, _ORDER) and (cur.type != "number" or right.type != "number"):
-                    self.fail(comp, "type-mismatch", f"'{sym}' compares numbers, got "
+                    self.fail(prev if cur.type != "number" else comp, "type-mismatch",
+                              f"'{sym}' compares numbers, got "
                               f"{_type_word(cur.type)} {sym} {_type_word(right.type)}")
                 if cur.type != right.type:
                     self.fail(comp, "type-mismatch", f"'{sym}' compares {_type_word(cur.type)} "
@@ -284,6 +348,7 @@ class _Compiler:
             outs.append(right)
             comparators.append(right.node)
             cur = right
+            prev = comp
         verdict = None
         if len(node.ops) == 1:
             verdict = self._range_verdict(node, left, node.ops[0], outs[1])
@@ -402,6 +467,30 @@ def _fold_eval(node: ast.expr) -> Any:
     return evaluator._eval(ast.fix_missing_locations(node))
 
 
+def _unmatched_close(src: str) -> int | None:
+    """Offset of the first ')', ']' or '}' that closes nothing (outside string literals)."""
+    depth = 0
+    quote = ""
+    escaped = False
+    for i, ch in enumerate(src):
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth < 0:
+                return i
+    return None
+
+
 def _verdict(always: bool, never: bool) -> str | None:
     return "always" if always else "never" if never else None
 
@@ -450,16 +539,17 @@ def compile_template(source: str, registry: Registry, origin: Origin | None = No
     origin = origin or Origin("<message>", 1, 1)
 
     def fail(offset: int, code: str, message: str) -> NoReturn:
-        raise ExpressionError(Finding(file=origin.file, line=origin.line,
-                                      col=origin.col + offset, code=code, message=message))
+        line, col = origin.at(source, offset)
+        raise ExpressionError(Finding(file=origin.file, line=line, col=col, code=code,
+                                      message=message))
 
     parts: list[tuple[str, str | None, str]] = []
     pos = 0
     try:
         parsed = list(string.Formatter().parse(source))
     except ValueError as exc:
-        fail(0, "template-error", f"message template is malformed: {exc} (write {{{{ for a "
-             "literal brace)")
+        fail(_stray_brace(source), "template-error", f"message template is malformed: {exc} "
+             "(write {{{{ for a literal brace)")
     for literal, name, spec, conversion in parsed:
         if name is None:
             parts.append((literal, None, ""))
@@ -487,6 +577,25 @@ def compile_template(source: str, registry: Registry, origin: Origin | None = No
         parts.append((literal, name, spec))
     return Template(source=source, parts=tuple(parts),
                     names=tuple(dict.fromkeys(p[1] for p in parts if p[1])))
+
+
+def _stray_brace(source: str) -> int:
+    """Offset of the brace that makes a template malformed (0 when it cannot be told)."""
+    i, n = 0, len(source)
+    while i < n:
+        ch = source[i]
+        if ch in "{}" and i + 1 < n and source[i + 1] == ch:
+            i += 2  # '{{' or '}}': a literal brace
+            continue
+        if ch == "}":
+            return i
+        if ch == "{":
+            close = source.find("}", i)
+            if close < 0:
+                return i
+            i = close
+        i += 1
+    return 0
 
 
 def reference_eval(source: str, values: Mapping[str, Any]) -> Any:

@@ -159,7 +159,7 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def _origin(doc: Document, path: Path_) -> Origin:
+def _origin(doc: Document, path: Path_, value: str) -> Origin:
     loc = doc.loc(path)
     if loc.style in ("'", '"'):
         return Origin(doc.file, loc.line, loc.col + 1)
@@ -168,8 +168,40 @@ def _origin(doc: Document, path: Path_) -> Origin:
             text = doc.lines[i]
             if text.strip():
                 indent = len(text) - len(text.lstrip()) + 1
-                return Origin(doc.file, i + 1, indent, indent)
-    return Origin(doc.file, loc.line, loc.col, loc.col)
+                segments = _segments(doc, i + 1, None, value) \
+                    if loc.style == ">" else ()
+                return Origin(doc.file, i + 1, indent, indent, segments)
+    return Origin(doc.file, loc.line, loc.col, loc.col,
+                  _segments(doc, loc.line, loc.col, value))
+
+
+def _segments(doc: Document, line: int, col: int | None,
+              value: str) -> tuple[tuple[int, int, int], ...]:
+    """Where each physical line of a scalar YAML folded into one line starts in its value.
+
+    YAML joins the lines of a plain or ``>`` scalar with spaces, so a column in the value is
+    not a column in the file; this finds each line's text in the value, in order. Empty when
+    the scalar sits on one line or its lines cannot be matched (the caller's origin applies).
+    """
+    segments: list[tuple[int, int, int]] = []
+    pos, end = 0, len(value.rstrip())
+    i = line - 1
+    while pos < end and i < len(doc.lines):
+        raw = doc.lines[i]
+        start = col - 1 if col is not None else len(raw) - len(raw.lstrip())
+        piece = raw[start:].rstrip()
+        found = value.find(piece, pos) if piece else -1
+        if piece and found < 0 and " #" in piece:  # a comment ends a plain scalar
+            piece = piece.split(" #")[0].rstrip()
+            found = value.find(piece, pos) if piece else -1
+        if piece:
+            if found < 0:
+                return ()
+            segments.append((found, i + 1, start + 1))
+            pos = found + len(piece)
+        col = None
+        i += 1
+    return tuple(segments) if len(segments) > 1 else ()
 
 
 class _Compiler:
@@ -182,8 +214,8 @@ class _Compiler:
              expect: str | None = "bool", warn_constant: bool = True) -> CompiledExpr | None:
         source = _get(doc.data, path)
         try:
-            compiled = compile_expr(str(source), registry, _origin(doc.source, path),
-                                    expect=expect)
+            compiled = compile_expr(str(source), registry,
+                                    _origin(doc.source, path, str(source)), expect=expect)
         except ExpressionError as exc:
             self.findings.append(exc.finding)
             return None
@@ -197,8 +229,8 @@ class _Compiler:
 
     def template(self, doc: LoadedDoc, path: Path_, registry: Registry) -> Template | None:
         try:
-            return compile_template(str(_get(doc.data, path)), registry,
-                                    _origin(doc.source, path))
+            source = str(_get(doc.data, path))
+            return compile_template(source, registry, _origin(doc.source, path, source))
         except ExpressionError as exc:
             self.findings.append(exc.finding)
             return None

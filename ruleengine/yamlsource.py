@@ -115,7 +115,10 @@ def load_text(text: str, file: str = "<string>") -> Document:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         if exc.context and exc.problem:
-            problem = f"{exc.problem} ({exc.context})"
+            start = exc.context_mark
+            since = f" that starts at line {start.line + 1}, column {start.column + 1}" \
+                if start and mark and start.line != mark.line else ""
+            problem = f"{exc.problem} ({exc.context}{since})"
         raise _fail(file, line, col, "yaml-syntax", problem) from exc
     except yaml.YAMLError as exc:  # pragma: no cover - PyYAML raises marked errors in practice
         raise _fail(file, 1, 1, "yaml-syntax", str(exc)) from exc
@@ -128,10 +131,41 @@ def load_text(text: str, file: str = "<string>") -> Document:
 
 
 def _scan_events(text: str, file: str) -> None:
-    """One streaming pass that bounds depth and refuses unsafe tags before any node is built."""
+    """One streaming pass that bounds depth and refuses unsafe tags before any node is built.
+
+    It also measures what each anchor expands to (values, and nesting below it), so an alias
+    that would blow the node budget or the depth bound is reported where that alias is written.
+    """
     depth = 0
     documents = 0
+    total = 0  # values in the document with every alias expanded
+    anchors: dict[str, tuple[int, int]] = {}  # anchor -> (values, depth below it)
+    open_: list[list[Any]] = [[None, 0, 0]]  # per open collection: anchor, values, depth below
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
+            size, below = (1, 0) if isinstance(event, yaml.ScalarEvent) else \
+                anchors.get(event.anchor or "", (1, 0))
+            if isinstance(event, yaml.ScalarEvent) and event.anchor:
+                anchors[event.anchor] = (1, 0)
+            total += size
+            open_[-1][1] += size
+            open_[-1][2] = max(open_[-1][2], below)
+            m = _mark(event.start_mark)
+            if total > MAX_NODES:
+                raise _fail(file, m.line + 1, m.column + 1, "yaml-alias-bomb",
+                            f"aliases expand to more than {MAX_NODES:,} values")
+            if depth + below > MAX_DEPTH:
+                raise _fail(file, m.line + 1, m.column + 1, "yaml-too-deep",
+                            f"nesting deeper than {MAX_DEPTH} levels (through aliases)")
+        elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            total += 1
+            open_.append([event.anchor, 1, 0])
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)) and len(open_) > 1:
+            anchor, size, below = open_.pop()
+            if anchor:
+                anchors[anchor] = (size, below + 1)
+            open_[-1][1] += size
+            open_[-1][2] = max(open_[-1][2], below + 1)
         if isinstance(event, yaml.DocumentStartEvent):
             documents += 1
             if documents > 1:

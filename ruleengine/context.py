@@ -1,0 +1,196 @@
+"""The flat ``{dotted.name: value}`` mappings that expressions read, built once per tick.
+
+A name whose value is unknown (no price yet, no previous close) is left out rather than set to a
+placeholder: reading it then fails, and the engine resolves that rule to the safe side. Values
+are only those documented in ``names.yaml`` (plus a strategy's ``ind.*``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from .events import Contract
+from .instruments import Instrument
+from .market import (
+    MOVE_WINDOWS_MIN,
+    SESSION_CLOSE_S,
+    SESSION_OPEN_S,
+    MarketState,
+    UnderlyingState,
+    in_session,
+    seconds_of_day,
+)
+from .portfolio import LegPosition, Portfolio
+
+Values = dict[str, Any]
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Staleness:
+    """Seconds after which each class of price stops being trusted (from data_quality)."""
+
+    underlying: float = 3.0
+    futures: float = 5.0
+    options: float = 10.0
+    vix: float = 60.0
+
+
+def _age(now: datetime, then: datetime | None) -> float | None:
+    return None if then is None else (now - then).total_seconds()
+
+
+def session_values(now: datetime) -> Values:
+    secs = seconds_of_day(now)
+    return {
+        "session.time": secs,
+        "session.is_open": in_session(now) and now.weekday() < 5,
+        "session.minutes_since_open": max(secs - SESSION_OPEN_S, 0) / 60.0,
+        "session.minutes_to_close": max(SESSION_CLOSE_S - secs, 0) / 60.0,
+        "session.weekday": now.weekday(),
+    }
+
+
+def next_expiry(u: UnderlyingState, inst: Instrument | None, today: date) -> date | None:
+    """Nearest listed expiry on or after today: from the chain when seen, else the pattern."""
+    for e in u.expiries:
+        if e >= today:
+            return e
+    if inst is None:
+        return None
+    weekly, monthly = inst.expiry_pattern(today)
+    day = weekly if weekly != "none" else monthly
+    target = _WEEKDAYS.index(day)
+    if weekly != "none":
+        return today + timedelta(days=(target - today.weekday()) % 7)
+    # last such weekday of this month, or of next month once it has passed
+    for months_ahead in (0, 1):
+        y, m = today.year + (today.month + months_ahead - 1) // 12, \
+            (today.month + months_ahead - 1) % 12 + 1
+        last = date(y + (m == 12), m % 12 + 1, 1) - timedelta(days=1)
+        exp = last - timedelta(days=(last.weekday() - target) % 7)
+        if exp >= today:
+            return exp
+    return None
+
+
+def market_values(market: MarketState, u: UnderlyingState, inst: Instrument | None,
+                  stale: Staleness) -> Values:
+    now = market.now
+    assert now is not None
+    v: Values = {}
+    spot = u.spot
+    if spot is not None:
+        v["market.spot"] = spot
+        if inst is not None:
+            v["market.atm_strike"] = round(spot / inst.strike_step) * inst.strike_step
+        if u.prev_close:
+            v["market.change_pct"] = (spot - u.prev_close) / u.prev_close * 100.0
+            if u.high is not None and u.low is not None:
+                v["market.range_pct"] = (u.high - u.low) / u.prev_close * 100.0
+        for minutes in MOVE_WINDOWS_MIN:
+            move = u.move_pct(minutes)
+            if move is not None:
+                v[f"market.move_{minutes}m_pct"] = move
+    if u.prev_close is not None:
+        v["market.prev_close"] = u.prev_close
+    if u.open is not None:
+        v["market.open"] = u.open
+        if u.prev_close:
+            v["market.gap_pct"] = (u.open - u.prev_close) / u.prev_close * 100.0
+    if u.high is not None:
+        v["market.day_high"] = u.high
+    if u.low is not None:
+        v["market.day_low"] = u.low
+    if u.fut is not None:
+        v["market.fut"] = u.fut.ltp
+    if market.vix is not None:
+        v["market.vix"] = market.vix
+        if market.vix_prev_close:
+            v["market.vix_prev_close"] = market.vix_prev_close
+            v["market.vix_change_pct"] = (market.vix / market.vix_prev_close - 1.0) * 100.0
+        if market.vix_low:
+            v["market.vix_day_low"] = market.vix_low
+            v["market.vix_rise_from_low_pct"] = (market.vix / market.vix_low - 1.0) * 100.0
+    spot_age = _age(now, u.spot_ts)
+    vix_age = _age(now, market.vix_ts)
+    chain_age = _age(now, u.chain_ts)
+    if spot_age is not None:
+        v["feed.age_s"] = spot_age
+    if vix_age is not None:
+        v["feed.vix_age_s"] = vix_age
+    if chain_age is not None:
+        v["feed.chain_age_s"] = chain_age
+    v["feed.healthy"] = (spot_age is not None and spot_age <= stale.underlying
+                         and vix_age is not None and vix_age <= stale.vix)
+    expiry = next_expiry(u, inst, now.date())
+    if expiry is not None:
+        v["session.is_expiry_day"] = expiry == now.date()
+        v["session.days_to_expiry"] = (expiry - now.date()).days
+    return v
+
+
+def account_values(portfolio: Portfolio, capital: float, unrealized: float,
+                   peak_equity: float, open_orders: int, orders_today: int,
+                   kill_switch: bool) -> Values:
+    day_pnl = portfolio.realized - portfolio.charges + unrealized
+    equity = capital + day_pnl
+    return {
+        "account.capital": capital,
+        "account.equity": equity,
+        "account.day_pnl": day_pnl,
+        "account.day_pnl_pct": day_pnl / capital * 100.0,
+        "account.realized_pnl": portfolio.realized - portfolio.charges,
+        "account.unrealized_pnl": unrealized,
+        "account.charges": portfolio.charges,
+        "account.peak_equity": max(peak_equity, equity),
+        "account.drawdown_pct": max(max(peak_equity, equity) - equity, 0.0) / capital * 100.0,
+        "account.open_positions": len(portfolio.open_legs()),
+        "account.open_orders": open_orders,
+        "account.trades_today": portfolio.trades_today,
+        "account.orders_today": orders_today,
+        "account.consecutive_losses": portfolio.consecutive_losses,
+        "operator.kill_switch": kill_switch,
+    }
+
+
+def strategy_values(portfolio: Portfolio, strategy_id: str, capital: float,
+                    legs: list[LegPosition], marks: Callable[[Contract], float | None],
+                    entry_ts: datetime | None, now: datetime) -> Values:
+    book = portfolio.book(strategy_id)
+    unrealized = sum(p.unrealized(marks(p.contract)) for p in legs)
+    day_pnl = book.realized - book.charges + unrealized
+    peak = max(book.peak_pnl, day_pnl)
+    v: Values = {
+        "strategy.capital": capital,
+        "strategy.day_pnl": day_pnl,
+        "strategy.day_pnl_pct": day_pnl / capital * 100.0 if capital else 0.0,
+        "strategy.drawdown_pct": (peak - day_pnl) / capital * 100.0 if capital else 0.0,
+        "strategy.trades_today": book.trades_today,
+        "strategy.consecutive_losses": book.consecutive_losses,
+        "strategy.in_position": bool(legs),
+        "strategy.open_legs": len(legs),
+        "strategy.reentries_today": book.reentries_today,
+    }
+    if legs:
+        position_pnl = unrealized + book.trade_pnl
+        base = position_base(legs)
+        v["strategy.position_pnl"] = position_pnl
+        if base > 0:
+            v["strategy.position_pnl_pct"] = position_pnl / base * 100.0
+        if entry_ts is not None:
+            v["strategy.minutes_in_trade"] = (now - entry_ts).total_seconds() / 60.0
+    if book.last_exit_ts is not None:
+        v["strategy.minutes_since_exit"] = (now - book.last_exit_ts).total_seconds() / 60.0
+    return v
+
+
+def position_base(legs: list[LegPosition]) -> float:
+    """Premium a position's percentages are measured against: the net credit or debit, or the
+    gross premium when the legs net out to nearly nothing."""
+    net = abs(sum(p.avg_price * p.qty for p in legs))
+    gross = sum(abs(p.avg_price * p.qty) for p in legs)
+    return net if net > 0.05 * gross else gross

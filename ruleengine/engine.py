@@ -1,0 +1,518 @@
+"""The deterministic tick engine: ``decisions = engine(policy_set, events)``.
+
+:meth:`Engine.tick` takes every event that carries one exchange timestamp and runs the stages in
+order — market, positions, guards, strategies (exits, then entries), re-entry, sizing, checks —
+returning the decisions and the approved orders and cancels. It never reads a clock, the network
+or an unseeded random source, and performs no side effect: the runner writes the decisions to
+the audit store first and only then talks to the broker, whose answers come back as events on a
+later tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .checks import gateway, order_limits
+from .context import (
+    Staleness,
+    Values,
+    account_values,
+    market_values,
+    session_values,
+    strategy_values,
+)
+from .contracts import OrderRequest, Purpose
+from .decisions import Decision
+from .events import (
+    Event,
+    OperatorCommand,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+)
+from .functions import parse_duration
+from .guards import rearm_all, run_guards
+from .market import MarketState
+from .policyset import PolicySet
+from .portfolio import ChargeFn, Portfolio
+from .signals import Signal, entry_signal, exit_signals, make_run_indicators, update_bars
+from .sizing import ExecutionParams, exit_order, plan_entry
+from .state import EngineState, OrderTrack, PlannedLeg, StrategyRun
+from .tradingstate import ScopeState, TradingState, effective, scope_chain
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TickResult:
+    ts: datetime
+    decisions: tuple[Decision, ...]
+    orders: tuple[OrderRequest, ...]
+    cancels: tuple[str, ...]
+
+
+def _no_charges(*_args: Any) -> float:
+    return 0.0
+
+
+class Engine:
+    """Holds one compiled policy set and the state between ticks."""
+
+    def __init__(self, policy: PolicySet, *, charge_fn: ChargeFn | None = None,
+                 guards: bool = True) -> None:
+        self.guards_enabled = guards
+        runs = {s.id: StrategyRun(spec=s) for s in policy.strategies}
+        for run in runs.values():
+            make_run_indicators(run)
+        self.state = EngineState(policy=policy, market=MarketState(),
+                                 portfolio=Portfolio(charge_fn=charge_fn or _no_charges),
+                                 runs=runs, peak_equity=policy.capital)
+        self.execution = _execution_params(policy)
+        self.staleness = _staleness(policy)
+        self.capital = policy.capital
+
+    @property
+    def revision(self) -> str:
+        return self.state.policy.revision
+
+    def swap_policy(self, policy: PolicySet) -> None:
+        """Take a new compiled set between ticks; strategy state carries over by id."""
+        st = self.state
+        runs: dict[str, StrategyRun] = {}
+        for spec in policy.strategies:
+            old = st.runs.get(spec.id)
+            run = StrategyRun(spec=spec)
+            make_run_indicators(run)
+            if old is not None and old.spec.indicators == spec.indicators:
+                run.indicators, run.bars, run.ind_values = old.indicators, old.bars, old.ind_values
+                run.entry_ts, run.waiting, run.best_pnl_pct = old.entry_ts, old.waiting, \
+                    old.best_pnl_pct
+            runs[spec.id] = run
+        st.policy, st.runs = policy, runs
+        self.execution = _execution_params(policy)
+        self.staleness = _staleness(policy)
+
+    # -- the tick ------------------------------------------------------------------------------
+    def tick(self, events: Sequence[Event]) -> TickResult:
+        st = self.state
+        now = max(e.ts for e in events)
+        st.decisions, st.outbox, st.cancels = [], [], []
+        if st.day != now.date():
+            self._new_day(now)
+        for event in events:
+            self._ingest(event, now)
+        cache: dict[str, Values] = {}
+        marks = st.market.mark_price
+
+        def values_for(scope: str) -> Values:
+            hit = cache.get(scope)
+            if hit is None:
+                hit = cache[scope] = self._values(scope, now, cache)
+            return hit
+
+        if self.guards_enabled:
+            run_guards(st, values_for, now, self._emit_at(now))
+        self._square_off(now)
+        self._cancel_stale_entries(now)
+        for run in st.runs.values():
+            u = st.market.underlyings.get(run.spec.underlying)
+            if u is not None and u.spot_ts == now:
+                fut = u.fut.ltp if u.fut is not None else None
+                update_bars(run, now, {"spot": u.spot, "fut": fut})
+            values = values_for(f"strategy:{run.spec.id}")
+            legs = st.portfolio.open_legs(run.spec.id)
+            if legs or self._busy(run):
+                exiting = {o.request.leg_id for o in st.open_orders()
+                           if o.request.strategy_id == run.spec.id and o.request.purpose != "entry"}
+                for sig in exit_signals(run, legs, st.portfolio, marks, values, now, exiting):
+                    self._exit(run, sig, now)
+            else:
+                self._maybe_enter(run, values, now)
+        return TickResult(ts=now, decisions=tuple(st.decisions), orders=tuple(st.outbox),
+                          cancels=tuple(st.cancels))
+
+    # -- values --------------------------------------------------------------------------------
+    def _values(self, scope: str, now: datetime, cache: dict[str, Values]) -> Values:
+        st = self.state
+        if scope == "account":
+            primary = self._primary_underlying()
+            base = self._market_base(primary, now, cache)
+            unrealized = st.portfolio.unrealized(st.market.mark_price)
+            acct = account_values(st.portfolio, self.capital, unrealized, st.peak_equity,
+                                  len(st.open_orders()), st.orders_today, st.kill_switch)
+            st.peak_equity = acct["account.peak_equity"]
+            return {**base, **acct}
+        kind, _, name = scope.partition(":")
+        account = cache.get("account") or self._values("account", now, cache)
+        cache["account"] = account
+        if kind == "underlying":
+            return {**account, **self._market_base(name, now, cache)}
+        run = st.runs[name]
+        legs = st.portfolio.open_legs(name)
+        return {**account, **self._market_base(run.spec.underlying, now, cache),
+                **strategy_values(st.portfolio, name, self.capital * run.spec.capital_weight,
+                                  legs, st.market.mark_price, run.entry_ts, now),
+                **run.ind_values}
+
+    def _market_base(self, underlying: str | None, now: datetime,
+                     cache: dict[str, Values]) -> Values:
+        key = f"market:{underlying}"
+        hit = cache.get(key)
+        if hit is None:
+            hit = session_values(now)
+            if underlying is not None:
+                u = self.state.market.underlying(underlying)
+                hit.update(market_values(self.state.market, u,
+                                         self.state.policy.instruments.get(underlying),
+                                         self.staleness))
+            cache[key] = hit
+        return hit
+
+    def _primary_underlying(self) -> str | None:
+        for run in self.state.runs.values():
+            return run.spec.underlying
+        return next(iter(self.state.market.underlyings), None)
+
+    # -- events in -----------------------------------------------------------------------------
+    def _ingest(self, event: Event, now: datetime) -> None:
+        st = self.state
+        emit = self._emit_at(now)
+        if isinstance(event, OrderFilled):
+            self._on_fill(event, now)
+        elif isinstance(event, OrderAccepted):
+            track = st.orders.get(event.client_id)
+            if track is not None and track.status == "SENT":
+                track.status = "OPEN"
+        elif isinstance(event, OrderRejected):
+            track = st.orders.get(event.client_id)
+            if track is not None:
+                track.status = "REJECTED"
+                req = track.request
+                emit("denied", scope=f"strategy:{req.strategy_id}",
+                     result={"code": "broker-rejected", "client_id": req.client_id,
+                             "purpose": req.purpose, "reason": event.reason},
+                     message=f"broker rejected {req.side} {req.qty} {req.contract.symbol}: "
+                             f"{event.reason}")
+                if req.purpose == "entry":
+                    run = st.runs.get(req.strategy_id)
+                    if run is not None and run.waiting:
+                        run.waiting = []  # never sell the rest naked after a hedge failed
+                        st.flatten.add(f"strategy:{req.strategy_id}")
+                self._check_flat(req.strategy_id, now)
+        elif isinstance(event, OrderCancelled):
+            track = st.orders.get(event.client_id)
+            if track is not None:
+                track.status = "CANCELLED"
+                self._check_flat(track.request.strategy_id, now)
+        elif isinstance(event, OperatorCommand):
+            self._on_command(event, now)
+        else:
+            verdict = st.market.apply(event)
+            if verdict is not None:
+                self._data_quality(event, verdict, now)
+
+    def _data_quality(self, event: Event, verdict: str, now: datetime) -> None:
+        key = f"dq:{event.source}:{type(event).__name__}"
+        runs = self.state.runs
+        first = next(iter(runs.values()), None)
+        if first is not None and first.edges.get(key) == verdict:
+            return
+        if first is not None:
+            first.edges[key] = verdict
+        value = getattr(event, "value", None)
+        self._emit_at(now)("data_quality", result={"classification": verdict,
+                                                   "event": type(event).__name__,
+                                                   "value": value, "source": event.source},
+                           message=f"{type(event).__name__} at {event.ts:%H:%M:%S} classified "
+                                   f"{verdict}; not used for prices")
+
+    def _on_command(self, cmd: OperatorCommand, now: datetime) -> None:
+        st = self.state
+        emit = self._emit_at(now)
+        result: dict[str, Any] = {"command": cmd.command, "who": cmd.who, "reason": cmd.reason}
+        if cmd.command == "kill":
+            st.kill_switch = True
+        elif cmd.command == "rearm":
+            st.kill_switch = False
+            emit("operator", result=result, message=f"{cmd.who}: rearm — {cmd.reason}")
+            rearm_all(st, frozenset({"manual", "next_session", "auto", "on_clean"}),
+                      f"{cmd.who}: {cmd.reason}", emit)
+            return
+        elif cmd.command == "override":
+            try:
+                rule = st.policy.rule(cmd.rule_id)
+            except KeyError:
+                result["refused"] = "unknown rule"
+            else:
+                if not rule.overridable:
+                    result["refused"] = "rule is marked overridable: false"
+                elif cmd.until is None or cmd.until <= now:
+                    result["refused"] = "override needs a future --until time"
+                else:
+                    st.overrides[rule.id] = cmd.until
+                    result["until"] = cmd.until.isoformat()
+        elif cmd.command == "clear_override":
+            st.overrides.pop(cmd.rule_id, None)
+        emit("operator", rule_id=cmd.rule_id, result=result,
+             message=f"{cmd.who}: {cmd.command} {cmd.rule_id} — {cmd.reason}".replace("  ", " "))
+
+    def _on_fill(self, fill: OrderFilled, now: datetime) -> None:
+        st = self.state
+        track = st.orders.get(fill.client_id)
+        if track is None:
+            self._emit_at(now)("alert", result={"severity": "critical",
+                                                "client_id": fill.client_id},
+                               message=f"fill for unknown order {fill.client_id}; "
+                                       "reconcile with the broker")
+            return
+        req = track.request
+        charges = st.portfolio.apply_fill(fill, req)
+        track.filled = fill.cum_qty
+        if fill.cum_qty >= req.qty:
+            track.status = "COMPLETE"
+        self._emit_at(now)("fill", scope=f"strategy:{req.strategy_id}",
+                           result={"client_id": req.client_id, "side": req.side,
+                                   "qty": fill.qty, "price": fill.price, "charges": charges,
+                                   "symbol": req.contract.symbol, "purpose": req.purpose},
+                           message=f"{req.side} {fill.qty} {req.contract.symbol} @ "
+                                   f"{fill.price:.2f} ({req.purpose}, charges {charges:.2f})")
+        run = st.runs.get(req.strategy_id)
+        if run is not None and run.waiting and req.purpose == "entry":
+            hedges_done = all(o.done for o in st.orders.values()
+                              if o.request.strategy_id == req.strategy_id
+                              and o.request.purpose == "entry" and o.request.side == "BUY")
+            if hedges_done:
+                waiting, run.waiting = run.waiting, []
+                for planned in waiting:
+                    self._submit(planned.request, now)
+        self._check_flat(req.strategy_id, now)
+
+    def _check_flat(self, strategy_id: str, now: datetime) -> None:
+        st = self.state
+        run = st.runs.get(strategy_id)
+        if run is None or run.entry_ts is None:
+            return
+        if st.portfolio.open_legs(strategy_id) or self._busy(run):
+            return
+        pnl = st.portfolio.close_trade(strategy_id, now, run.exit_reason or "flat")
+        self._emit_at(now)("signal", scope=f"strategy:{strategy_id}",
+                           result={"trade_closed": True, "pnl": round(pnl, 2),
+                                   "reason": run.exit_reason},
+                           message=f"{strategy_id} flat; trade P&L {pnl:,.2f} after charges")
+        run.entry_ts, run.best_pnl_pct, run.exit_reason = None, None, ""
+
+    def _busy(self, run: StrategyRun) -> bool:
+        return bool(run.waiting) or any(o.request.strategy_id == run.spec.id
+                                        for o in self.state.open_orders())
+
+    # -- entries and exits ---------------------------------------------------------------------
+    def _maybe_enter(self, run: StrategyRun, values: Values, now: datetime) -> None:
+        st = self.state
+        emit = self._emit_at(now)
+        sig = entry_signal(run, st.portfolio, values, now)
+        if sig is None:
+            run.edges.pop("entry", None)
+            return
+        if isinstance(sig, str):
+            self._edge(run, "entry", sig, now, inputs=run.spec.entry.inputs(values))
+            return
+        chain_state = self._gate_entry(run)
+        if chain_state is not None:
+            self._edge(run, "entry", "halted" if chain_state.state == TradingState.HALTED
+                       else "reduce-only", now, inputs=sig.inputs,
+                       extra={"rule_id": chain_state.rule_id, "why": chain_state.reason})
+            return
+        plan = plan_entry(run.spec, st.policy, st.market, now, self.capital, self.execution)
+        if isinstance(plan, str):
+            self._edge(run, "entry", plan, now, inputs=sig.inputs)
+            return
+        for order in plan.orders:
+            code = order_limits(order, st.policy.instruments.get(order.contract.underlying),
+                                st.policy.order_limits, now.date())
+            if code is not None:
+                self._edge(run, "entry", code, now, inputs={"qty": order.qty,
+                                                            "symbol": order.contract.symbol})
+                return
+        run.edges.pop("entry", None)
+        book = st.portfolio.book(run.spec.id)
+        book.trades_today += 1
+        st.portfolio.trades_today += 1
+        if sig.reason == "reentry":
+            book.reentries_today += 1
+        book.last_exit_reason = ""
+        run.entry_ts = now
+        emit("signal", scope=f"strategy:{run.spec.id}", location=f"{run.spec.file}:"
+             f"{run.spec.line}", inputs=sig.inputs,
+             result={"signal": sig.reason, **plan.detail},
+             message=f"{run.spec.id}: {sig.reason} — {plan.units} unit(s)")
+        hedges = [o for o in plan.orders if o.side == "BUY"]
+        first = hedges if hedges and len(hedges) < len(plan.orders) else list(plan.orders)
+        run.waiting = [PlannedLeg(leg_id=o.leg_id, request=o) for o in plan.orders
+                       if o not in first]
+        for order in first:
+            self._submit(order, now)
+
+    def _gate_entry(self, run: StrategyRun) -> ScopeState | None:
+        state = effective(self.state.scopes, scope_chain(run.spec.underlying, run.spec.id))
+        return None if state.state == TradingState.ACTIVE else state
+
+    def _edge(self, run: StrategyRun, key: str, code: str, now: datetime, *,
+              inputs: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+        """Record a refusal once per change of reason, not on every tick it persists."""
+        if run.edges.get(key) == code:
+            return
+        run.edges[key] = code
+        self._emit_at(now)("denied", scope=f"strategy:{run.spec.id}", inputs=inputs,
+                           location=f"{run.spec.file}:{run.spec.line}",
+                           result={"code": code, "signal": key, **(extra or {})},
+                           message=f"{run.spec.id}: {key} refused ({code})")
+
+    def _exit(self, run: StrategyRun, sig: Signal, now: datetime) -> None:
+        run.exit_reason = sig.reason
+        self._emit_at(now)("signal", scope=f"strategy:{run.spec.id}",
+                           location=f"{run.spec.file}:{run.spec.line}", inputs=sig.inputs,
+                           result={"signal": "exit", "reason": sig.reason, "legs": list(sig.legs)},
+                           message=f"{run.spec.id}: exit {', '.join(sig.legs)} ({sig.reason})")
+        if sig.reason in ("stop_loss", "trailing_stop"):
+            self.state.portfolio.book(run.spec.id).last_exit_reason = sig.reason
+        legs = {p.leg_id: p for p in self.state.portfolio.open_legs(run.spec.id)}
+        if run.waiting:
+            run.waiting = []
+        for leg_id in sig.legs:
+            if leg_id in legs:
+                self._send_exit(legs[leg_id].qty, legs[leg_id].contract, run.spec.id, leg_id,
+                                now, "exit")
+
+    def _send_exit(self, qty: int, contract: Any, strategy_id: str, leg_id: str,
+                   now: datetime, purpose: Purpose) -> None:
+        st = self.state
+        quote = st.market.quotes.get(contract)
+        inst = st.policy.instruments.get(contract.underlying)
+        if quote is None or inst is None:
+            self._emit_at(now)("alert", scope=f"strategy:{strategy_id}",
+                               result={"severity": "critical", "leg": leg_id},
+                               message=f"cannot price exit of {contract.symbol}: no quote ever "
+                                       "seen; exit by hand")
+            return
+        attempt = sum(1 for o in st.orders.values() if o.request.strategy_id == strategy_id
+                      and o.request.leg_id == leg_id)
+        self._submit(exit_order(qty, contract, quote, inst, self.execution,
+                                strategy_id=strategy_id, leg_id=leg_id, now=now,
+                                attempt=attempt, purpose=purpose), now)
+
+    def _square_off(self, now: datetime) -> None:
+        """Flatten every scope marked for square-off: short legs first, longs once shorts are
+        flat, so hedges keep protecting (and margining) the book until the end."""
+        st = self.state
+        if not st.flatten:
+            return
+        for track in st.open_orders():
+            req = track.request
+            if req.purpose != "entry" and not track.cancel_sent and \
+                    (now - track.sent_ts).total_seconds() >= self.execution.square_off_retry_s:
+                track.cancel_sent = True
+                st.cancels.append(req.client_id)
+        pending = {(o.request.strategy_id, o.request.leg_id) for o in st.open_orders()}
+        for scope in sorted(st.flatten):
+            legs = [p for p in st.portfolio.open_legs()
+                    if scope == "account" or scope == f"strategy:{p.strategy_id}"
+                    or scope == f"underlying:{p.contract.underlying}"]
+            shorts = [p for p in legs if p.qty < 0]
+            for p in shorts or legs:
+                if (p.strategy_id, p.leg_id) in pending:
+                    continue
+                run = st.runs.get(p.strategy_id)
+                if run is not None:
+                    run.exit_reason = run.exit_reason or "square_off"
+                    run.waiting = []
+                self._send_exit(p.qty, p.contract, p.strategy_id, p.leg_id, now, "square_off")
+                pending.add((p.strategy_id, p.leg_id))
+
+    def _cancel_stale_entries(self, now: datetime) -> None:
+        st = self.state
+        for track in st.open_orders():
+            if track.request.purpose == "entry" and not track.cancel_sent and \
+                    (now - track.sent_ts).total_seconds() >= self.execution.entry_timeout_s:
+                track.cancel_sent = True
+                st.cancels.append(track.request.client_id)
+
+    def _submit(self, order: OrderRequest, now: datetime) -> None:
+        """The one gateway before execution: trading state first, then order limits."""
+        st = self.state
+        code, state = gateway(order, st.scopes)
+        if code is None:
+            code = order_limits(order, st.policy.instruments.get(order.contract.underlying),
+                                st.policy.order_limits, now.date())
+        if code is not None:
+            self._emit_at(now)("denied", scope=f"strategy:{order.strategy_id}",
+                               rule_id=state.rule_id,
+                               result={"code": code, "client_id": order.client_id,
+                                       "purpose": order.purpose},
+                               message=f"{order.side} {order.qty} {order.contract.symbol} "
+                                       f"denied ({code})")
+            return
+        st.orders[order.client_id] = OrderTrack(request=order, sent_ts=now)
+        st.orders_today += 1
+        st.outbox.append(order)
+        self._emit_at(now)("order", scope=f"strategy:{order.strategy_id}",
+                           result={"client_id": order.client_id, "side": order.side,
+                                   "qty": order.qty, "symbol": order.contract.symbol,
+                                   "limit": order.limit_price, "purpose": order.purpose,
+                                   "leg": order.leg_id},
+                           message=f"{order.purpose}: {order.side} {order.qty} "
+                                   f"{order.contract.symbol} limit {order.limit_price}")
+
+    # -- days ----------------------------------------------------------------------------------
+    def _new_day(self, now: datetime) -> None:
+        st = self.state
+        if st.day is not None:
+            pf = st.portfolio
+            self.capital += pf.realized - pf.charges
+            pf.realized = pf.charges = 0.0
+            pf.trades_today = 0
+            for book in pf.books.values():
+                book.realized = book.charges = 0.0
+                book.trades_today = book.reentries_today = 0
+                book.peak_pnl = 0.0
+            st.orders_today = 0
+            st.peak_equity = self.capital
+            rearm_all(st, frozenset({"next_session", "auto", "on_clean"}), "next session",
+                      self._emit_at(now))
+        st.day = now.date()
+
+    def _emit_at(self, now: datetime) -> Any:
+        st = self.state
+
+        def emit(kind: str, **fields: Any) -> Decision:
+            st.seq += 1
+            d = Decision(id=f"d{st.seq:08d}", ts=now, revision=st.policy.revision,
+                         kind=kind, **fields)  # type: ignore[arg-type]
+            st.decisions.append(d)
+            return d
+
+        return emit
+
+
+def _execution_params(policy: PolicySet) -> ExecutionParams:
+    docs = policy.of_kind("execution")
+    if not docs:
+        return ExecutionParams()
+    d = docs[0]
+    return ExecutionParams(protection_pct=float(d["protection_pct"]),
+                           protection_min_ticks=int(d["protection_min_ticks"]),
+                           square_off_retry_s=parse_duration(d["square_off_retry"]),
+                           entry_timeout_s=parse_duration(d["entry_timeout"]))
+
+
+def _staleness(policy: PolicySet) -> Staleness:
+    docs = policy.of_kind("data_quality")
+    if not docs:
+        return Staleness()
+    s = docs[0]["stale_after"]
+    return Staleness(underlying=parse_duration(s["underlying"]),
+                     futures=parse_duration(s["futures"]),
+                     options=parse_duration(s["options"]), vix=parse_duration(s["vix"]))
+
+

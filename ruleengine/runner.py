@@ -1,0 +1,192 @@
+"""The run loop: feed → engine → audit store → broker, with broker results fed back as events.
+
+This is the edge of the system, where side effects live. For each exchange timestamp it takes
+the operator commands waiting in the audit store and the broker's results since the last tick,
+hands them with the market events to :meth:`Engine.tick`, commits the resulting decisions to the
+audit store, and only then cancels and places orders (write-ahead). A broker failure becomes a
+rejection event on the next tick, so the engine's state stays consistent with what happened.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from .audit import AuditStore
+from .contracts import Broker, Feed
+from .costs import CostModel, InstrumentType, charges_for_fill
+from .engine import Engine, TickResult
+from .errors import BrokerError, ConfigError
+from .events import Contract, Event, OrderRejected
+from .policyset import PolicySet, load_policy_set
+
+PNL_SNAPSHOT_EVERY_S = 60
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunConfig:
+    policies: tuple[str, ...] = ("policies",)
+    strategies: tuple[str, ...] = ("strategies",)
+    feed: str = "synthetic:calm"
+    broker: str = "paper"
+    db: str = "ruleengine.db"
+    seed: int = 1
+    guards: bool = True
+    pace_s: float = 0.0  # wall-clock pause per tick, to watch a run or rehearse the kill switch
+    progress: bool = False
+    day: date | None = None
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    run_id: int
+    engine: Engine
+    broker: Broker
+    ticks: int = 0
+    last_ts: datetime | None = None
+    slippage_vs_ltp: float = 0.0
+    fills_seen: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_adapter(group: str, name: str, **kwargs: Any) -> Any:
+    """Build a feed or broker by name through its entry point (the core imports no adapter)."""
+    for ep in entry_points(group=f"ruleengine.{group}"):
+        if ep.name == name:
+            return ep.load()(**kwargs)
+    known = sorted(ep.name for ep in entry_points(group=f"ruleengine.{group}"))
+    raise ConfigError(f"no {group[:-1]} named {name!r}; installed: {', '.join(known) or 'none'}"
+                      " (is the package installed with pip install -e .?)")
+
+
+def make_charge_fn(policy: PolicySet) -> Callable[[date, Contract, str, int, float], float]:
+    model = CostModel.from_policy_set(policy)
+
+    def charge(day: date, contract: Contract, side: str, qty: int, price: float) -> float:
+        inst = policy.instruments.get(contract.underlying)
+        exchange = inst.exchange if inst is not None else "NSE"
+        kind: InstrumentType = "future" if contract.kind == "FUT" else "option"
+        return charges_for_fill(model, trade_date=day, instrument_type=kind,
+                                side=side,  # type: ignore[arg-type]
+                                qty=qty, price=price, exchange=exchange).total  # type: ignore[arg-type]
+    return charge
+
+
+def batches(events: Iterator[Event]) -> Iterator[list[Event]]:
+    """Group a time-ordered stream into ticks: all events that share one timestamp."""
+    for _ts, group in itertools.groupby(events, key=lambda e: e.ts):
+        yield list(group)
+
+
+def run(config: RunConfig, *, policy: PolicySet | None = None,
+        on_tick: Callable[[TickResult], None] | None = None) -> RunOutcome:
+    policy = policy or load_policy_set([*config.policies, *config.strategies])
+    feed_name, _, feed_arg = config.feed.partition(":")
+    feed: Feed = build_adapter("feeds", feed_name, arg=feed_arg, seed=config.seed, policy=policy,
+                               day=config.day)
+    broker: Broker = build_adapter("brokers", config.broker, policy=policy, seed=config.seed,
+                                   capital=policy.capital)
+    engine = Engine(policy, charge_fn=make_charge_fn(policy), guards=config.guards)
+    store = AuditStore(config.db)
+    run_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
+    run_id = store.begin_run(policy.revision, run_cfg)
+    outcome = RunOutcome(run_id=run_id, engine=engine, broker=broker)
+    progress = _progress(config.progress)
+    pending: list[Event] = []  # broker failures, delivered on the next tick
+    buffered_events: list[Event] = []
+    buffered_decisions: list[Any] = []
+    fill_ltps: dict[str, float] = {}
+    last_snapshot: datetime | None = None
+    status = "failed"
+    try:
+        for batch in batches(iter(feed.events())):
+            now = batch[0].ts
+            commands = store.take_commands(run_id, now)
+            from_broker = [*pending, *broker.poll(now)]
+            pending = []
+            for event in batch:
+                broker.on_market(event)
+            inbound: list[Event] = [*commands, *from_broker, *batch]
+            result = engine.tick(inbound)
+            outcome.ticks += 1
+            outcome.last_ts = now
+            for d in result.decisions:
+                if d.kind == "fill":
+                    q = engine.state.market.quotes.get(_contract_of(engine, d.result["client_id"]))
+                    if q is not None:
+                        fill_ltps[d.id] = q.ltp
+                        sign = 1 if d.result["side"] == "BUY" else -1
+                        outcome.slippage_vs_ltp += (d.result["price"] - q.ltp) * sign * \
+                            d.result["qty"]
+                        outcome.fills_seen += 1
+            buffered_events.extend(inbound)
+            buffered_decisions.extend(result.decisions)
+            acts = bool(result.orders or result.cancels)
+            if acts or len(buffered_events) > 5000 or commands:
+                store.write(run_id, buffered_events, buffered_decisions, fill_ltps)  # write-ahead
+                buffered_events, buffered_decisions = [], []
+            for client_id in result.cancels:
+                try:
+                    broker.cancel(client_id, now)
+                except BrokerError:
+                    pass  # the next tick's open-order check asks again
+            for order in result.orders:
+                try:
+                    broker.place(order, now)
+                except BrokerError as exc:
+                    pending.append(OrderRejected(ts=now, source=f"broker:{config.broker}",
+                                                 client_id=order.client_id,
+                                                 reason=f"{type(exc).__name__}: {exc}"))
+            if last_snapshot is None or (now - last_snapshot).total_seconds() >= \
+                    PNL_SNAPSHOT_EVERY_S:
+                _snapshot(store, run_id, engine, now)
+                last_snapshot = now
+            if on_tick is not None:
+                on_tick(result)
+            if progress is not None:
+                progress.update(1)
+            if config.pace_s:
+                time.sleep(config.pace_s)
+        # let the broker's last answers land
+        if outcome.last_ts is not None:
+            tail = [*pending, *broker.poll(outcome.last_ts)]
+            if tail:
+                result = engine.tick(tail)
+                buffered_events.extend(tail)
+                buffered_decisions.extend(result.decisions)
+            _snapshot(store, run_id, engine, outcome.last_ts)
+        store.write(run_id, buffered_events, buffered_decisions, fill_ltps)
+        status = "completed"
+    finally:
+        if progress is not None:
+            progress.close()
+        store.end_run(run_id, status, outcome.last_ts)
+        store.close()
+    return outcome
+
+
+def _contract_of(engine: Engine, client_id: str) -> Contract:
+    return engine.state.orders[client_id].request.contract
+
+
+def _snapshot(store: AuditStore, run_id: int, engine: Engine, now: datetime) -> None:
+    pf = engine.state.portfolio
+    store.snapshot_pnl(run_id, now, pf.realized, pf.unrealized(engine.state.market.mark_price),
+                       pf.charges)
+
+
+def _progress(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm  # only the CLI shows a bar
+    return tqdm(unit=" ticks", desc="ruleengine run", mininterval=0.5, leave=False)
+
+
+def default_db_path(db: str) -> Path:
+    return Path(db)

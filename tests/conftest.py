@@ -1,0 +1,72 @@
+"""Shared pytest fixtures. Each group is owned by the tests named in its heading."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ruleengine.names import Registry, default_registry
+
+# -- foundation: loader, schemas, expressions, lint, CLI ------------------------------------
+# Used by test_corpus, test_hostile, test_expr, test_yamlsource, test_schema, test_policyset,
+# test_cli and test_docs_errors.
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: The two brakes every risk policy must have, so a test file is about one thing only.
+BRAKES_YAML = """\
+rules:
+  - id: kill-switch
+    when: operator.kill_switch
+    then: [halt, cancel_pending, square_off, alert]
+    overridable: false
+  - id: daily-loss
+    when: account.day_pnl_pct <= -3
+    then: [halt, cancel_pending, square_off, alert]
+    overridable: false
+"""
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The checkout: holds ``policies/``, ``strategies/`` and ``docs/``."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    """The shipped context registry (``ruleengine/names.yaml``)."""
+    return default_registry()
+
+
+@pytest.fixture
+def write_policy(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write dedented YAML text to ``tmp_path/name`` and return the path."""
+
+    def write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def risk_with_rule(write_policy: Callable[[str, str], Path]) -> Callable[[str], Path]:
+    """Write a risk policy holding both brakes plus one rule whose ``when:`` is ``condition``.
+
+    The condition is written as a double-quoted YAML scalar (escaped), so any expression text
+    reaches the expression compiler unchanged; its first character is on line 13, column 12.
+    """
+
+    def write(condition: str) -> Path:
+        quoted = condition.replace("\\", "\\\\").replace('"', '\\"')
+        text = ("kind: risk\nversion: 1\n" + BRAKES_YAML
+                + f'  - id: check\n    when: "{quoted}"\n    then: [alert]\n')
+        return write_policy("risk.yaml", text)
+
+    return write
