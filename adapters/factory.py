@@ -18,7 +18,6 @@ from .brokers.paper import PaperBroker, PaperConfig
 from .feeds.replay import ReplayFeed
 from .feeds.synthetic import SCENARIOS, SyntheticFeed
 
-
 #: The embedded default day: an ordinary Thursday session (not an NSE holiday).
 DEFAULT_DAY = date(2026, 11, 26)
 

@@ -22,12 +22,15 @@ import sqlite_utils
 from .decisions import Decision
 from .errors import AuditError
 from .events import (
+    ChainSnapshot,
+    Contract,
     Event,
     OperatorCommand,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
     OrderRejected,
+    Quote,
 )
 
 GENESIS = "0" * 64
@@ -51,10 +54,36 @@ def canonical(value: Any) -> str:
     return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _contract_row(c: Contract) -> list[Any]:
+    return [c.underlying, c.kind, c.expiry.isoformat() if c.expiry else None, c.strike,
+            c.option_type]
+
+
+def _quote_row(q: Quote) -> list[Any]:
+    return [_contract_row(q.contract), q.ltp, q.bid, q.ask, q.bid_qty, q.ask_qty, q.oi, q.iv]
+
+
+def event_payload(event: Event) -> dict[str, Any]:
+    """A compact, explicit form per event type: an option chain is tens of quotes a second,
+    so its rows are positional lists (contract, ltp, bid, ask, bid_qty, ask_qty, oi, iv)."""
+    if isinstance(event, ChainSnapshot):
+        return {"underlying": event.underlying, "expiry": event.expiry.isoformat(),
+                "spot": event.spot, "quotes": [_quote_row(q) for q in event.quotes]}
+    if isinstance(event, Quote):
+        return {"quote": _quote_row(event)}
+    out: dict[str, Any] = {}
+    for f in fields(event):
+        if f.name in ("ts", "source"):
+            continue
+        value = getattr(event, f.name)
+        if isinstance(value, (datetime, date)):
+            value = value.isoformat()
+        out[f.name] = value
+    return out
+
+
 def event_row(run_id: int, seq: int, event: Event) -> dict[str, Any]:
-    payload = _plain(event)
-    payload.pop("ts", None)
-    payload.pop("source", None)
+    payload = event_payload(event)
     return {"run_id": run_id, "seq": seq, "ts": event.ts.isoformat(),
             "type": type(event).__name__, "source": event.source,
             "payload": json.dumps(payload, separators=(",", ":"), sort_keys=True)}

@@ -26,6 +26,40 @@ from .market import (
 from .portfolio import LegPosition, Portfolio
 
 Values = dict[str, Any]
+
+
+class LazyValues(dict[str, Any]):
+    """A scope's values, computed a group at a time on first read.
+
+    Compiled expressions read ``n["market.vix"]``; a dict subclass with ``__missing__`` keeps
+    that a plain dict lookup once loaded, and computes a group (``market``, ``account``, ...) only
+    when some rule or strategy actually reads one of its names. A name the group cannot supply
+    raises KeyError, which the expression layer reports as a missing value (the safe side).
+    """
+
+    __slots__ = ("_loaded", "_loaders")
+
+    def __init__(self, loaders: dict[str, Callable[[], Values]]) -> None:
+        super().__init__()
+        self._loaders = loaders
+        self._loaded: set[str] = set()
+
+    def __missing__(self, key: str) -> Any:
+        group = key.partition(".")[0]
+        if group not in self._loaded:
+            self._loaded.add(group)
+            loader = self._loaders.get(group)
+            if loader is not None:
+                self.update(loader())
+                if key in self:
+                    return dict.__getitem__(self, key)
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -126,11 +160,15 @@ def market_values(market: MarketState, u: UnderlyingState, inst: Instrument | No
         v["feed.chain_age_s"] = chain_age
     v["feed.healthy"] = (spot_age is not None and spot_age <= stale.underlying
                          and vix_age is not None and vix_age <= stale.vix)
-    expiry = next_expiry(u, inst, now.date())
-    if expiry is not None:
-        v["session.is_expiry_day"] = expiry == now.date()
-        v["session.days_to_expiry"] = (expiry - now.date()).days
     return v
+
+
+def expiry_values(u: UnderlyingState | None, inst: Instrument | None, today: date) -> Values:
+    expiry = next_expiry(u, inst, today) if u is not None else None
+    if expiry is None:
+        return {}
+    return {"session.is_expiry_day": expiry == today,
+            "session.days_to_expiry": (expiry - today).days}
 
 
 def account_values(portfolio: Portfolio, capital: float, unrealized: float,

@@ -10,16 +10,18 @@ later tick.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from .checks import gateway, order_limits
 from .context import (
+    LazyValues,
     Staleness,
     Values,
     account_values,
+    expiry_values,
     market_values,
     session_values,
     strategy_values,
@@ -72,6 +74,9 @@ class Engine:
         self.execution = _execution_params(policy)
         self.staleness = _staleness(policy)
         self.capital = policy.capital
+        self._loaders: dict[str, dict[str, Callable[[], Values]]] = {}
+        self._cache: dict[str, Values] = {}
+        self._now = datetime.min
 
     @property
     def revision(self) -> str:
@@ -91,6 +96,7 @@ class Engine:
                     old.best_pnl_pct
             runs[spec.id] = run
         st.policy, st.runs = policy, runs
+        self._loaders = {}
         self.execution = _execution_params(policy)
         self.staleness = _staleness(policy)
 
@@ -103,13 +109,15 @@ class Engine:
             self._new_day(now)
         for event in events:
             self._ingest(event, now)
-        cache: dict[str, Values] = {}
+        self._now = now
+        self._cache = {}
+        scope_values: dict[str, Values] = {}
         marks = st.market.mark_price
 
         def values_for(scope: str) -> Values:
-            hit = cache.get(scope)
+            hit = scope_values.get(scope)
             if hit is None:
-                hit = cache[scope] = self._values(scope, now, cache)
+                hit = scope_values[scope] = self._values(scope)
             return hit
 
         if self.guards_enabled:
@@ -134,41 +142,64 @@ class Engine:
                           cancels=tuple(st.cancels))
 
     # -- values --------------------------------------------------------------------------------
-    def _values(self, scope: str, now: datetime, cache: dict[str, Values]) -> Values:
-        st = self.state
-        if scope == "account":
-            primary = self._primary_underlying()
-            base = self._market_base(primary, now, cache)
-            unrealized = st.portfolio.unrealized(st.market.mark_price)
-            acct = account_values(st.portfolio, self.capital, unrealized, st.peak_equity,
-                                  len(st.open_orders()), st.orders_today, st.kill_switch)
-            st.peak_equity = acct["account.peak_equity"]
-            return {**base, **acct}
-        kind, _, name = scope.partition(":")
-        account = cache.get("account") or self._values("account", now, cache)
-        cache["account"] = account
-        if kind == "underlying":
-            return {**account, **self._market_base(name, now, cache)}
-        run = st.runs[name]
-        legs = st.portfolio.open_legs(name)
-        return {**account, **self._market_base(run.spec.underlying, now, cache),
-                **strategy_values(st.portfolio, name, self.capital * run.spec.capital_weight,
-                                  legs, st.market.mark_price, run.entry_ts, now),
-                **run.ind_values}
+    def _values(self, scope: str) -> Values:
+        """Lazy per-scope values; each group is computed at most once per tick and shared."""
+        loaders = self._loaders.get(scope)
+        if loaders is None:
+            loaders = self._loaders[scope] = self._make_loaders(scope)
+        return LazyValues(loaders)
 
-    def _market_base(self, underlying: str | None, now: datetime,
-                     cache: dict[str, Values]) -> Values:
-        key = f"market:{underlying}"
-        hit = cache.get(key)
-        if hit is None:
-            hit = session_values(now)
-            if underlying is not None:
-                u = self.state.market.underlying(underlying)
-                hit.update(market_values(self.state.market, u,
-                                         self.state.policy.instruments.get(underlying),
-                                         self.staleness))
-            cache[key] = hit
-        return hit
+    def _make_loaders(self, scope: str) -> dict[str, Callable[[], Values]]:
+        st = self.state
+        kind, _, name = scope.partition(":")
+        run = st.runs.get(name) if kind == "strategy" else None
+        underlying = run.spec.underlying if run is not None else (
+            name if kind == "underlying" else self._primary_underlying())
+
+        def shared(key: str, make: Callable[[], Values]) -> Callable[[], Values]:
+            def load() -> Values:
+                hit = self._cache.get(key)
+                if hit is None:
+                    hit = self._cache[key] = make()
+                return hit
+            return load
+
+        market = shared(f"market:{underlying}", lambda: self._market(underlying))
+        loaders: dict[str, Callable[[], Values]] = {
+            "session": shared(f"session:{underlying}", lambda: self._session(underlying)),
+            "market": market, "feed": market,
+            "account": shared("account", self._account),
+        }
+        loaders["operator"] = loaders["account"]
+        if run is not None:
+            spec = run.spec
+            loaders["strategy"] = lambda: strategy_values(
+                st.portfolio, spec.id, self.capital * spec.capital_weight,
+                st.portfolio.open_legs(spec.id), st.market.mark_price, run.entry_ts, self._now)
+            loaders["ind"] = lambda: run.ind_values
+        return loaders
+
+    def _market(self, underlying: str | None) -> Values:
+        if underlying is None:
+            return {}
+        st = self.state
+        return market_values(st.market, st.market.underlying(underlying),
+                             st.policy.instruments.get(underlying), self.staleness)
+
+    def _session(self, underlying: str | None) -> Values:
+        now = self._now
+        st = self.state
+        u = st.market.underlyings.get(underlying) if underlying else None
+        inst = st.policy.instruments.get(underlying) if underlying else None
+        return {**session_values(now), **expiry_values(u, inst, now.date())}
+
+    def _account(self) -> Values:
+        st = self.state
+        unrealized = st.portfolio.unrealized(st.market.mark_price)
+        acct = account_values(st.portfolio, self.capital, unrealized, st.peak_equity,
+                              len(st.live), st.orders_today, st.kill_switch)
+        st.peak_equity = acct["account.peak_equity"]
+        return acct
 
     def _primary_underlying(self) -> str | None:
         for run in self.state.runs.values():
@@ -188,7 +219,7 @@ class Engine:
         elif isinstance(event, OrderRejected):
             track = st.orders.get(event.client_id)
             if track is not None:
-                track.status = "REJECTED"
+                st.finish(track, "REJECTED")
                 req = track.request
                 emit("denied", scope=f"strategy:{req.strategy_id}",
                      result={"code": "broker-rejected", "client_id": req.client_id,
@@ -204,7 +235,7 @@ class Engine:
         elif isinstance(event, OrderCancelled):
             track = st.orders.get(event.client_id)
             if track is not None:
-                track.status = "CANCELLED"
+                st.finish(track, "CANCELLED")
                 self._check_flat(track.request.strategy_id, now)
         elif isinstance(event, OperatorCommand):
             self._on_command(event, now)
@@ -271,9 +302,10 @@ class Engine:
         charges = st.portfolio.apply_fill(fill, req)
         track.filled = fill.cum_qty
         if fill.cum_qty >= req.qty:
-            track.status = "COMPLETE"
+            st.finish(track, "COMPLETE")
         self._emit_at(now)("fill", scope=f"strategy:{req.strategy_id}",
                            result={"client_id": req.client_id, "side": req.side,
+                                   "fill_id": fill.fill_id,
                                    "qty": fill.qty, "price": fill.price, "charges": charges,
                                    "symbol": req.contract.symbol, "purpose": req.purpose},
                            message=f"{req.side} {fill.qty} {req.contract.symbol} @ "
@@ -305,7 +337,7 @@ class Engine:
 
     def _busy(self, run: StrategyRun) -> bool:
         return bool(run.waiting) or any(o.request.strategy_id == run.spec.id
-                                        for o in self.state.open_orders())
+                                        for o in self.state.live.values())
 
     # -- entries and exits ---------------------------------------------------------------------
     def _maybe_enter(self, run: StrategyRun, values: Values, now: datetime) -> None:
@@ -316,7 +348,8 @@ class Engine:
             run.edges.pop("entry", None)
             return
         if isinstance(sig, str):
-            self._edge(run, "entry", sig, now, inputs=run.spec.entry.inputs(values))
+            if run.edges.get("entry") != sig:
+                self._edge(run, "entry", sig, now, inputs=run.spec.entry.inputs(values))
             return
         chain_state = self._gate_entry(run)
         if chain_state is not None:
@@ -453,7 +486,8 @@ class Engine:
                                message=f"{order.side} {order.qty} {order.contract.symbol} "
                                        f"denied ({code})")
             return
-        st.orders[order.client_id] = OrderTrack(request=order, sent_ts=now)
+        track = st.orders[order.client_id] = OrderTrack(request=order, sent_ts=now)
+        st.live[order.client_id] = track
         st.orders_today += 1
         st.outbox.append(order)
         self._emit_at(now)("order", scope=f"strategy:{order.strategy_id}",
@@ -501,6 +535,7 @@ def _execution_params(policy: PolicySet) -> ExecutionParams:
         return ExecutionParams()
     d = docs[0]
     return ExecutionParams(protection_pct=float(d["protection_pct"]),
+                           future_protection_pct=float(d["future_protection_pct"]),
                            protection_min_ticks=int(d["protection_min_ticks"]),
                            square_off_retry_s=parse_duration(d["square_off_retry"]),
                            entry_timeout_s=parse_duration(d["entry_timeout"]))

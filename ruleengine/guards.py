@@ -9,7 +9,7 @@ exit; square-off is requested and carried out by the exits stage.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -27,31 +27,42 @@ _ACTION_STATE = {"halt": TradingState.HALTED, "reduce_only": TradingState.REDUCE
 Emit = Callable[..., Decision]
 
 
-def scopes_for(rule: Rule, st: EngineState) -> Iterator[str]:
+def scopes_for(rule: Rule, st: EngineState) -> tuple[str, ...]:
+    """The scope instances a rule watches: underlyings come from the strategies and the market
+    data seen, strategies from the policy set. Cached per rule until either changes."""
+    key = (rule.id, len(st.market.underlyings), len(st.runs))
+    hit = _SCOPES.get(key)
+    if hit is not None and hit[0] is rule:
+        return hit[1]
     if rule.scope == "account":
-        yield "account"
+        out: tuple[str, ...] = ("account",)
     elif rule.scope == "underlying":
-        for u in sorted({r.spec.underlying for r in st.runs.values()} | set(st.market.underlyings)):
-            if not rule.targets or u in rule.targets:
-                yield f"underlying:{u}"
+        names = sorted({r.spec.underlying for r in st.runs.values()} | set(st.market.underlyings))
+        out = tuple(f"underlying:{u}" for u in names if not rule.targets or u in rule.targets)
     else:
-        for sid in st.runs:
-            if not rule.targets or sid in rule.targets:
-                yield f"strategy:{sid}"
+        out = tuple(f"strategy:{sid}" for sid in st.runs
+                    if not rule.targets or sid in rule.targets)
+    _SCOPES[key] = (rule, out)
+    return out
+
+
+_SCOPES: dict[tuple[str, int, int], tuple[Rule, tuple[str, ...]]] = {}
 
 
 def run_guards(st: EngineState, values_for: Callable[[str], dict[str, Any]], now: datetime,
                emit: Emit) -> None:
+    overrides = st.overrides
     for rule in st.policy.rules:
         if rule.kind not in GUARD_KINDS:
             continue
-        until = st.overrides.get(rule.id)
-        if until is not None:
-            if until > now:
-                continue
-            del st.overrides[rule.id]
-            emit("operator", rule_id=rule.id, location=rule.location,
-                 result={"override": "expired"}, message=f"override of {rule.id} expired")
+        if overrides:
+            until = overrides.get(rule.id)
+            if until is not None:
+                if until > now:
+                    continue
+                del overrides[rule.id]
+                emit("operator", rule_id=rule.id, location=rule.location,
+                     result={"override": "expired"}, message=f"override of {rule.id} expired")
         for scope in scopes_for(rule, st):
             _evaluate(st, rule, scope, values_for(scope), now, emit)
 

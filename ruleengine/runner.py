@@ -9,6 +9,7 @@ rejection event on the next tick, so the engine's state stays consistent with wh
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ from .contracts import Broker, Feed
 from .costs import CostModel, InstrumentType, charges_for_fill
 from .engine import Engine, TickResult
 from .errors import BrokerError, ConfigError
-from .events import Contract, Event, OrderRejected
+from .events import Contract, Event, OrderFilled, OrderRejected
 from .policyset import PolicySet, load_policy_set
 
 PNL_SNAPSHOT_EVERY_S = 60
@@ -113,18 +114,17 @@ def run(config: RunConfig, *, policy: PolicySet | None = None,
             for event in batch:
                 broker.on_market(event)
             inbound: list[Event] = [*commands, *from_broker, *batch]
+            ltps = _fill_ltps(engine, from_broker)  # the market the fills happened in
             result = engine.tick(inbound)
             outcome.ticks += 1
             outcome.last_ts = now
             for d in result.decisions:
-                if d.kind == "fill":
-                    q = engine.state.market.quotes.get(_contract_of(engine, d.result["client_id"]))
-                    if q is not None:
-                        fill_ltps[d.id] = q.ltp
-                        sign = 1 if d.result["side"] == "BUY" else -1
-                        outcome.slippage_vs_ltp += (d.result["price"] - q.ltp) * sign * \
-                            d.result["qty"]
-                        outcome.fills_seen += 1
+                ltp = ltps.get(d.result.get("fill_id", "")) if d.kind == "fill" else None
+                if ltp is not None:
+                    fill_ltps[d.id] = ltp
+                    sign = 1 if d.result["side"] == "BUY" else -1
+                    outcome.slippage_vs_ltp += (d.result["price"] - ltp) * sign * d.result["qty"]
+                    outcome.fills_seen += 1
             buffered_events.extend(inbound)
             buffered_decisions.extend(result.decisions)
             acts = bool(result.orders or result.cancels)
@@ -132,10 +132,8 @@ def run(config: RunConfig, *, policy: PolicySet | None = None,
                 store.write(run_id, buffered_events, buffered_decisions, fill_ltps)  # write-ahead
                 buffered_events, buffered_decisions = [], []
             for client_id in result.cancels:
-                try:
+                with contextlib.suppress(BrokerError):  # the engine asks again while it is open
                     broker.cancel(client_id, now)
-                except BrokerError:
-                    pass  # the next tick's open-order check asks again
             for order in result.orders:
                 try:
                     broker.place(order, now)
@@ -171,8 +169,16 @@ def run(config: RunConfig, *, policy: PolicySet | None = None,
     return outcome
 
 
-def _contract_of(engine: Engine, client_id: str) -> Contract:
-    return engine.state.orders[client_id].request.contract
+def _fill_ltps(engine: Engine, events: list[Event]) -> dict[str, float]:
+    """LTP of each filled contract as the engine last saw it, before this tick's quotes."""
+    out: dict[str, float] = {}
+    for e in events:
+        if isinstance(e, OrderFilled):
+            track = engine.state.orders.get(e.client_id)
+            quote = engine.state.market.quotes.get(track.request.contract) if track else None
+            if quote is not None:
+                out[e.fill_id] = quote.ltp
+    return out
 
 
 def _snapshot(store: AuditStore, run_id: int, engine: Engine, now: datetime) -> None:

@@ -84,9 +84,10 @@ def _to_findings(doc: Document, error: ValidationError, kind: str) -> Iterator[F
     schema = error.schema if isinstance(error.schema, dict) else {}
     inst = error.instance
     value: Any = error.validator_value
+    shown = _short(inst) or _kind_of(inst)  # a list or mapping is named, not printed
     if what in ("oneOf", "anyOf") and error.context:
-        deepest = best_match(error.context)
-        yield from _to_findings(doc, deepest, kind)
+        for chosen in _alternative_errors(error):
+            yield from _to_findings(doc, chosen, kind)
         return
     if what == "additionalProperties" and isinstance(inst, dict):
         known = list(schema.get("properties", {}))
@@ -111,14 +112,14 @@ def _to_findings(doc: Document, error: ValidationError, kind: str) -> Iterator[F
         want = value
         want_text = " or ".join(want) if isinstance(want, list) else want
         yield doc.finding(path, "schema-type", f"expected {_article(want_text)}, got "
-                          f"{_kind_of(inst)} {_short(inst)}")
+                          + f"{_kind_of(inst)} {_short(inst)}".rstrip())
         return
     if what in ("enum", "const"):
         options = value if what == "enum" else [value]
         close = difflib.get_close_matches(str(inst), [str(o) for o in options], n=1)
         hint = f" — did you mean {close[0]!r}?" if close else ""
         listed = ", ".join(str(o) for o in options)
-        yield doc.finding(path, "schema-value", f"{_short(inst)} is not allowed here; expected "
+        yield doc.finding(path, "schema-value", f"{shown} is not allowed here; expected "
                           f"{'one of ' if len(options) > 1 else ''}{listed}{hint}")
         return
     if what == "pattern":
@@ -136,10 +137,31 @@ def _to_findings(doc: Document, error: ValidationError, kind: str) -> Iterator[F
         "minProperties": "at least this many keys:", "maxProperties": "at most this many keys:",
     }
     if what in words:
-        yield doc.finding(path, "schema-value", f"{_short(inst)} is not allowed here; must be "
+        yield doc.finding(path, "schema-value", f"{shown} is not allowed here; must be "
                           f"{words[what]} {value}")
         return
     yield doc.finding(path, "schema-value", error.message)
+
+
+def _alternative_errors(error: ValidationError) -> list[ValidationError]:
+    """The errors of the oneOf/anyOf alternative the value was written for.
+
+    An alternative whose basic shape does not fit (a wrong type, or a list of words offered for
+    a mapping) is not what the author meant; when exactly one alternative fits, all of its
+    errors are reported, else the best match among the fitting ones (or among all).
+    """
+    def misfit(e: ValidationError) -> bool:
+        return not e.relative_path and (e.validator == "type" or (
+            e.validator in ("enum", "const") and isinstance(e.instance, (dict, list))))
+
+    branches: dict[Any, list[ValidationError]] = {}
+    for e in error.context or []:
+        branches.setdefault(e.relative_schema_path[0], []).append(e)
+    fitting = [errs for errs in branches.values() if not any(misfit(e) for e in errs)]
+    if len(fitting) == 1:
+        return fitting[0]
+    pool = [e for errs in fitting for e in errs] or list(error.context or [])
+    return [best_match(pool)]
 
 
 def _describe(schema: dict[str, Any]) -> str:

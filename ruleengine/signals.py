@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from .context import position_base
@@ -41,16 +41,15 @@ def update_bars(run: StrategyRun, now: datetime, prices: dict[str, float | None]
     """Fold the latest prices into each source's current bar; close bars at bucket edges."""
     tf = run.spec.timeframe_s
     secs = seconds_of_day(now)
-    bucket_start = now.replace(hour=0, minute=0, second=0, microsecond=0) + \
-        timedelta(seconds=secs - secs % tf)
+    bucket = now.toordinal() * 86400 + secs - secs % tf
     for source, price in prices.items():
         if price is None:
             continue
         current = run.bars.get(source)
-        if current is None or current[0] != bucket_start:
+        if current is None or current[0] != bucket:
             if current is not None:
                 _close_bar(run, source, current[0], current[1])
-            run.bars[source] = (bucket_start, [price, price, price, price])
+            run.bars[source] = (bucket, [price, price, price, price])
         else:
             ohlc = current[1]
             if price > ohlc[1]:
@@ -60,7 +59,9 @@ def update_bars(run: StrategyRun, now: datetime, prices: dict[str, float | None]
             ohlc[3] = price
 
 
-def _close_bar(run: StrategyRun, source: str, start: datetime, ohlc: list[float]) -> None:
+def _close_bar(run: StrategyRun, source: str, bucket: int, ohlc: list[float]) -> None:
+    day, secs = divmod(bucket, 86400)
+    start = datetime.combine(date.fromordinal(day), time()) + timedelta(seconds=secs)
     bar = Bar(ts=start, open=ohlc[0], high=ohlc[1], low=ohlc[2], close=ohlc[3])
     for spec in run.spec.indicators:
         if spec.source == source:

@@ -25,6 +25,7 @@ from .policyset import Leg, PolicySet, Strategy
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionParams:
     protection_pct: float = 2.0
+    future_protection_pct: float = 0.1
     protection_min_ticks: int = 2
     square_off_retry_s: float = 10.0
     entry_timeout_s: float = 30.0
@@ -38,10 +39,12 @@ def client_id(strategy_id: str, ts: datetime, leg_id: str, attempt: int) -> str:
 
 def marketable_limit(side: Side, quote: Quote, tick: float, ex: ExecutionParams) -> float:
     """Cross the spread by the protection band: fills like a market order, but bounded."""
+    contract = quote.contract
     touch = quote.ask if side == "BUY" else quote.bid
     if touch is None or touch <= 0:
         touch = quote.ltp
-    band = max(touch * ex.protection_pct / 100.0, ex.protection_min_ticks * tick)
+    pct = ex.future_protection_pct if contract.kind == "FUT" else ex.protection_pct
+    band = max(touch * pct / 100.0, ex.protection_min_ticks * tick)
     if side == "BUY":
         return round(math.ceil((touch + band) / tick - 1e-9) * tick, 2)
     return round(max(math.floor((touch - band) / tick + 1e-9) * tick, tick), 2)
@@ -126,8 +129,8 @@ def _risk_per_unit(spec: Strategy, legs: list[tuple[Leg, Contract, Quote]],
     for leg, _contract, quote in legs:
         qty = leg.lots * lot
         price = (quote.ask if leg.side == "BUY" else quote.bid) or quote.ltp
-        if leg.side == "BUY":
-            outlay += price * qty
+        if leg.side == "BUY" and leg.instrument == "option":
+            outlay += price * qty  # futures are margined, not paid for; the broker checks margin
         stop = leg.stop_loss
         if stop is None:
             if leg.side == "BUY" and leg.instrument == "option":

@@ -51,7 +51,7 @@ class PlannedLeg:
 class StrategyRun:
     spec: Strategy
     indicators: dict[str, Any] = field(default_factory=dict)
-    bars: dict[str, tuple[datetime, list[float]]] = field(default_factory=dict)  # by source
+    bars: dict[str, tuple[int, list[float]]] = field(default_factory=dict)  # by source
     ind_values: dict[str, float] = field(default_factory=dict)  # "ind.<name>" -> value
     entry_ts: datetime | None = None
     waiting: list[PlannedLeg] = field(default_factory=list)  # legs sent after hedges fill
@@ -70,6 +70,7 @@ class EngineState:
     scopes: dict[str, ScopeState] = field(default_factory=dict)
     rules: dict[tuple[str, str], RuleStatus] = field(default_factory=dict)
     orders: dict[str, OrderTrack] = field(default_factory=dict)
+    live: dict[str, OrderTrack] = field(default_factory=dict)  # orders not yet done
     flatten: set[str] = field(default_factory=set)  # scopes being squared off until flat
     overrides: dict[str, datetime] = field(default_factory=dict)  # rule id -> until
     kill_switch: bool = False
@@ -82,4 +83,8 @@ class EngineState:
     cancels: list[str] = field(default_factory=list)  # this tick's cancel requests
 
     def open_orders(self) -> list[OrderTrack]:
-        return [o for o in self.orders.values() if not o.done]
+        return list(self.live.values())
+
+    def finish(self, track: OrderTrack, status: str) -> None:
+        track.status = status
+        self.live.pop(track.request.client_id, None)

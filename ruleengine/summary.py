@@ -43,7 +43,8 @@ class Summary:
     open_positions: int
 
     def render(self) -> str:
-        lines = [f"Run {self.run_id}  {self.first_ts} → {self.last_ts}  policy {self.revision[:12]}",
+        lines = [f"Run {self.run_id}  {self.first_ts} → {self.last_ts}  "
+                 f"policy {self.revision[:12]}",
                  "",
                  f"{'strategy':<24}{'trades':>7}{'fills':>7}{'gross':>12}{'charges':>10}"
                  f"{'net':>12}"]

@@ -109,6 +109,9 @@ class ChainModel:
     """Smile convexity per squared standard deviation: both wings above a straight skew."""
     iv_floor_ratio: float = 0.5
     """No strike's IV falls below this share of ATM IV, so far wings never price at zero vol."""
+    smile_flat_beyond_sd: float = 3.0
+    """The smile goes flat beyond this many standard deviations: near expiry every strike is
+    many deviations away, and an unbounded parabola would price wings at absurd IVs."""
     spread_atm_ticks: float = 2.0
     """ATM bid/ask spread in ticks at ``spread_vix_ref``; never less than one tick."""
     spread_per_strike: float = 0.15
@@ -226,10 +229,11 @@ SCENARIOS: dict[str, ScenarioSpec] = {
             name="lower-circuit",
             description="Opens 2% down and slides through -10% late in the morning: the "
                         "market-wide circuit breaker halts trading for 45 minutes, a 15-minute "
-                        "call auction follows, and trading resumes higher with a partial "
-                        "recovery.",
+                        "call auction follows, and trading resumes near -9% (the auction "
+                        "prices in a rebound during the halt) and recovers a little more.",
             path=((time(9, 15), -2.0), (time(10, 0), -3.5), (time(11, 0), -11.5),
-                  (time(11, 30), -11.0), (time(12, 15), -9.0), (time(15, 30), -7.5)),
+                  (time(11, 15), -11.0), (time(11, 40), -9.0), (time(12, 30), -8.5),
+                  (time(15, 30), -7.5)),
             vix_previous_close=20.0,
             vix_path=((time(9, 15), 24.0), (time(10, 0), 27.0), (time(11, 0), 42.0),
                       (time(12, 30), 38.0), (time(15, 30), 34.0)),
@@ -527,6 +531,7 @@ class _ChainBuilder:
         depths = [depth_scale * k for k in self.decay]
         oi_growth = 1.0 + m.oi_intraday_growth * s / SESSION_SECONDS
         slope, curv, floor_ratio = m.skew_slope, m.skew_curvature, m.iv_floor_ratio
+        z_cap = m.smile_flat_beyond_sd
         atm_index = round(spot / step)
         j0 = (s // feed.chain_every_s) * self.per_snapshot
         log, floor = math.log, math.floor
@@ -538,6 +543,7 @@ class _ChainBuilder:
             entry = self.strikes.get(index) or self._strike(index)
             strike = index * step
             z = log(strike / fwd) / sd
+            z = z_cap if z > z_cap else -z_cap if z < -z_cap else z
             iv = atm_iv * max(floor_ratio, 1.0 + slope * z + curv * z * z)
             call, put = black76_call_put(fwd, strike, t, self.rate, iv, disc=disc)
             dist = i if i >= 0 else -i
