@@ -71,7 +71,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     feed = args.feed or f"synthetic:{args.scenario}"
     config = RunConfig(policies=tuple(args.policies), strategies=tuple(args.strategies),
-                       feed=feed, db=args.db, seed=args.seed, pace_s=args.pace,
+                       feed=feed, db=args.db, seed=args.seed, data_seed=args.data_seed,
+                       pace_s=args.pace,
                        progress=not args.no_progress and sys.stderr.isatty())
     try:
         outcome = run(config)
@@ -130,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policies", nargs="+", default=["policies"])
     p.add_argument("--strategies", nargs="+", default=["strategies"])
     p.add_argument("--db", default="ruleengine.db", help="SQLite audit store")
-    p.add_argument("--seed", type=int, default=1, help="seed for synthetic data and paper fills")
+    p.add_argument("--seed", type=int, default=1, help="seed of the paper broker's fills")
+    p.add_argument("--data-seed", type=int, default=1, help="seed of the synthetic market")
     p.add_argument("--pace", type=float, default=0.0, help="seconds to wait per tick")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_run)

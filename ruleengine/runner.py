@@ -37,7 +37,8 @@ class RunConfig:
     feed: str = "synthetic:calm"
     broker: str = "paper"
     db: str = "ruleengine.db"
-    seed: int = 1
+    seed: int = 1  # the paper broker's randomness (slippage jitter, random rejects)
+    data_seed: int = 1  # the synthetic market's path; fixed so --seed changes fills only
     guards: bool = True
     pace_s: float = 0.0  # wall-clock pause per tick, to watch a run or rehearse the kill switch
     progress: bool = False
@@ -89,8 +90,8 @@ def run(config: RunConfig, *, policy: PolicySet | None = None,
         on_tick: Callable[[TickResult], None] | None = None) -> RunOutcome:
     policy = policy or load_policy_set([*config.policies, *config.strategies])
     feed_name, _, feed_arg = config.feed.partition(":")
-    feed: Feed = build_adapter("feeds", feed_name, arg=feed_arg, seed=config.seed, policy=policy,
-                               day=config.day)
+    feed: Feed = build_adapter("feeds", feed_name, arg=feed_arg, seed=config.data_seed,
+                               policy=policy, day=config.day)
     broker: Broker = build_adapter("brokers", config.broker, policy=policy, seed=config.seed,
                                    capital=policy.capital)
     engine = Engine(policy, charge_fn=make_charge_fn(policy), guards=config.guards)

@@ -47,8 +47,13 @@ TICK = 0.05
 FAST = 3_600  # chain cadence for tests about the index path: the path does not depend on it
 
 
-@functools.cache
 def day_events(scenario: str = "calm", seed: int = 1, chain_every_s: int = 5) -> tuple[Event, ...]:
+    """Days are shared between tests because a full day with chains takes a second or two."""
+    return _cached_day(scenario, seed, chain_every_s)
+
+
+@functools.cache
+def _cached_day(scenario: str, seed: int, chain_every_s: int) -> tuple[Event, ...]:
     return tuple(SyntheticFeed(scenario, seed=seed, chain_every_s=chain_every_s).events())
 
 
@@ -163,8 +168,9 @@ def test_same_seed_same_day_byte_for_byte() -> None:
 
 
 def test_events_can_be_replayed_from_the_same_instance() -> None:
-    feed = SyntheticFeed("gap-down-3pct", seed=3, chain_every_s=FAST)
-    assert list(feed.events()) == list(feed.events())
+    feed = SyntheticFeed("gap-down-3pct", seed=3)
+    first = list(itertools.islice(feed.events(), 20_000))
+    assert first == list(itertools.islice(feed.events(), 20_000))
 
 
 def test_different_seed_different_path() -> None:
@@ -183,7 +189,7 @@ def test_chain_settings_do_not_move_the_index_path() -> None:
 def test_global_random_state_is_untouched() -> None:
     random.seed(12345)
     before = random.getstate()
-    for _ in SyntheticFeed("vix-spike", chain_every_s=FAST).events():
+    for _ in itertools.islice(SyntheticFeed("vix-spike").events(), 20_000):
         pass
     assert random.getstate() == before
 
@@ -196,7 +202,7 @@ def test_generation_is_lazy() -> None:
 
 # -- scenarios --------------------------------------------------------------------------------
 
-SEEDS = (1, 2, 3)
+SEEDS = (1, 2)  # the signature margins were checked by hand on seeds 1-10
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -375,7 +381,7 @@ def test_chain_shape() -> None:
 @pytest.mark.parametrize(("scenario", "every"),
                          [("calm", 5), ("vix-spike", 5), ("lower-circuit", 30)])
 def test_every_quote_is_a_valid_book(scenario: str, every: int) -> None:
-    for snap in chains(day_events(scenario, 1, every))[::3]:
+    for snap in chains(day_events(scenario, 1, every))[::20]:
         for q in snap.quotes:
             assert q.bid is not None and q.ask is not None
             assert q.bid >= TICK

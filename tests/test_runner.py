@@ -1,0 +1,149 @@
+"""Whole-pipeline runs: the shipped policies, the synthetic day and the paper broker."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ruleengine.audit import AuditStore
+from ruleengine.cli import main
+from ruleengine.policyset import load_policy_set
+from ruleengine.runner import RunConfig, RunOutcome, run
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+
+
+def _config(db: Path, **kw: object) -> RunConfig:
+    return RunConfig(policies=(str(REPO / "policies"),), strategies=(str(REPO / "strategies"),),
+                     db=str(db), **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def calm_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, RunOutcome]]:
+    base = tmp_path_factory.mktemp("runs")
+    policy = load_policy_set([REPO / "policies", REPO / "strategies"])  # one set for all runs
+    out = {}
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        db = base / f"{name}.db"
+        out[name] = (db, run(_config(db, seed=seed), policy=policy))
+    return out
+
+
+def _table(db: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as conn:
+        return list(conn.execute(sql))
+
+
+DECISIONS = "SELECT id, ts, revision, kind, scope, rule_id, location, inputs, result, message, " \
+            "prev_hash, hash FROM decisions ORDER BY id"
+ORDERS = "SELECT client_id, ts, strategy_id, leg_id, symbol, side, qty, limit_price, purpose, " \
+         "status, filled_qty FROM orders ORDER BY ts, client_id"
+FILLS = "SELECT decision_id, ts, client_id, symbol, side, qty, price, charges, ltp FROM fills " \
+        "ORDER BY decision_id"
+
+
+def test_same_scenario_and_seed_give_identical_tables(calm_runs: dict) -> None:
+    (db_a, _), (db_b, _) = calm_runs["a"], calm_runs["b"]
+    for sql in (DECISIONS, ORDERS, FILLS):
+        rows = _table(db_a, sql)
+        assert rows, sql
+        assert rows == _table(db_b, sql)
+
+
+def test_a_different_seed_changes_fill_prices_not_the_market_signals(calm_runs: dict) -> None:
+    (db_a, _), (db_c, _) = calm_runs["a"], calm_runs["c"]
+    prices_a = [r[6] for r in _table(db_a, FILLS)]
+    prices_c = [r[6] for r in _table(db_c, FILLS)]
+    assert prices_a != prices_c
+    entries = "SELECT ts, scope FROM decisions WHERE kind = 'signal' AND " \
+              "json_extract(result, '$.signal') = 'entry' ORDER BY id"
+    first_entries_a = _table(db_a, entries)[:3]
+    assert first_entries_a and first_entries_a == _table(db_c, entries)[:3]
+
+
+def test_calm_day_trades_every_strategy_and_ends_flat(calm_runs: dict) -> None:
+    db, outcome = calm_runs["a"]
+    assert outcome.ticks == 22_501 + 1  # 09:15:00-15:30:00 each second, plus the 09:00 close
+    pf = outcome.engine.state.portfolio
+    assert not pf.open_legs()
+    traded = {r[0] for r in _table(db, "SELECT DISTINCT strategy_id FROM orders")}
+    assert traded == {"short-straddle-0920", "iron-condor", "ema-crossover-fut", "orb-call"}
+    assert {r[0] for r in _table(db, "SELECT status FROM orders")} <= {"COMPLETE", "CANCELLED",
+                                                                       "REJECTED"}
+
+
+def test_net_pnl_is_below_ltp_fill_pnl_with_costs_itemised(calm_runs: dict) -> None:
+    _db, outcome = calm_runs["a"]
+    pf = outcome.engine.state.portfolio
+    assert pf.charges > 0
+    assert outcome.slippage_vs_ltp > 0  # paying the spread costs money against LTP fills
+    gross = pf.realized
+    net = gross - pf.charges
+    ltp_pnl = gross + outcome.slippage_vs_ltp
+    assert net < ltp_pnl
+    assert net == pytest.approx(ltp_pnl - outcome.slippage_vs_ltp - pf.charges)
+
+
+def test_every_fill_is_at_bid_or_ask_side_never_better_than_ltp_on_average(calm_runs: dict
+                                                                            ) -> None:
+    db, _ = calm_runs["a"]
+    rows = _table(db, "SELECT side, qty, price, ltp FROM fills WHERE ltp IS NOT NULL")
+    assert rows
+    cost = sum((p - ltp) * q * (1 if s == "BUY" else -1) for s, q, p, ltp in rows)
+    assert cost > 0
+
+
+def test_audit_chain_verifies_and_detects_tampering(calm_runs: dict, tmp_path: Path) -> None:
+    db, outcome = calm_runs["a"]
+    copy = tmp_path / "copy.db"
+    with sqlite3.connect(db) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    store = AuditStore(copy)
+    assert store.verify(outcome.run_id) is None
+    store.db.execute("UPDATE decisions SET message = 'nothing to see' WHERE id = 'd00000003'")
+    store.db.conn.commit()
+    assert store.verify(outcome.run_id) == "d00000003"
+    store.close()
+
+
+def test_every_order_has_its_decision_written_first(calm_runs: dict) -> None:
+    db, _ = calm_runs["a"]
+    orphans = _table(db, "SELECT o.client_id FROM orders o LEFT JOIN decisions d ON "
+                         "d.run_id = o.run_id AND d.id = o.decision_id WHERE d.id IS NULL")
+    assert orphans == []
+
+
+def test_cli_run_prints_a_summary_and_explain_reads_it_back(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    monkeypatch.chdir(REPO)
+    db = tmp_path / "cli.db"
+    assert main(["run", "--db", str(db), "--no-progress", "--scenario", "trend-up"]) == 0
+    out = capsys.readouterr().out
+    for text in ("strategy", "charges", "slippage vs LTP", "net P&L", "Decisions:"):
+        assert text in out
+    order_decision = _table(db, "SELECT decision_id FROM orders LIMIT 1")[0][0]
+    assert main(["explain", str(order_decision), "--db", str(db)]) == 0
+    explained = capsys.readouterr().out
+    assert "policy revision" in explained and str(order_decision) in explained
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"real market data not found at {SHARED}")
+def test_replaying_the_13_march_2020_circuit_day_runs_end_to_end(tmp_path: Path) -> None:
+    path = SHARED / "intraday_1min_gdfl" / "NIFTY_1min_2020-03-13.csv"
+    db = tmp_path / "replay.db"
+    outcome = run(_config(db, feed=f"replay:{path}"))
+    assert outcome.ticks > 328
+    kinds = dict(_table(db, "SELECT kind, COUNT(*) FROM decisions GROUP BY kind"))
+    # the 09:08 pre-open print and the post-close prints are classified, not used as prices
+    dq = [json.loads(r[0]) for r in _table(db, "SELECT result FROM decisions WHERE kind = "
+                                               "'data_quality'")]
+    assert {"pre_open", "post_close"} <= {d["classification"] for d in dq}
+    assert kinds.get("data_quality", 0) >= 2
+    # index-only data: no option quotes, so option strategies cannot size an entry
+    assert _table(db, "SELECT COUNT(*) FROM orders")[0][0] == 0
