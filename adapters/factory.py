@@ -23,7 +23,7 @@ DEFAULT_DAY = date(2026, 11, 26)
 
 
 def synthetic_feed(arg: str, *, seed: int, policy: PolicySet, underlying: str = "NIFTY",
-                   day: date | None = None) -> Feed:
+                   day: date | None = None, prev_close: float | None = None) -> Feed:
     """``synthetic:<scenario>``; strike step, tick and lot size come from the instruments data."""
     scenario = arg or "calm"
     if scenario not in SCENARIOS:
@@ -33,16 +33,17 @@ def synthetic_feed(arg: str, *, seed: int, policy: PolicySet, underlying: str = 
     if inst is not None:
         return SyntheticFeed(scenario, seed, the_day, underlying=underlying,
                              strike_step=inst.strike_step, tick=inst.tick_size,
-                             lot_size=inst.lot_size(the_day))
-    return SyntheticFeed(scenario, seed, the_day, underlying=underlying)
+                             lot_size=inst.lot_size(the_day), previous_close=prev_close)
+    return SyntheticFeed(scenario, seed, the_day, underlying=underlying,
+                         previous_close=prev_close)
 
 
 def replay_feed(arg: str, *, seed: int, policy: PolicySet, underlying: str = "NIFTY",
-                day: date | None = None) -> Feed:
+                day: date | None = None, prev_close: float | None = None) -> Feed:
     """``replay:<path>`` — a CSV, Parquet or Kite JSON file (see docs/replay-formats.md)."""
     if not arg or not Path(arg).is_file():
         raise ConfigError(f"replay file {arg!r} does not exist")
-    return ReplayFeed(arg, underlying=underlying)
+    return ReplayFeed(arg, underlying=underlying, prev_close=prev_close)
 
 
 def paper_broker(*, policy: PolicySet, seed: int, capital: float) -> Broker:

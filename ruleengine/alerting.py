@@ -458,7 +458,7 @@ class AlertRouter:
             held, seen.suppressed, seen.sent_at = seen.suppressed, 0, now
             self._digests += 1
             last = seen.last_seen.strftime("%H:%M:%S")
-            body = f"{seen.last_body}\n{_suppressed_note(held)}, the last at {last}"
+            body = f"{seen.last_body}\n(+{held} similar suppressed; the last at {last})"
             out.extend(self._fan_out(seen.severity, seen.title, body, now))
         return out
 

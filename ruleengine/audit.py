@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import fields, is_dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,17 @@ def event_row(run_id: int, seq: int, event: Event) -> dict[str, Any]:
     return {"run_id": run_id, "seq": seq, "ts": event.ts.isoformat(),
             "type": type(event).__name__, "source": event.source,
             "payload": json.dumps(payload, separators=(",", ":"), sort_keys=True)}
+
+
+def _until(text: str | None, now: datetime) -> datetime | None:
+    """``HH:MM`` means that time on the engine's current (exchange) date."""
+    if not text:
+        return None
+    if len(text) <= 8 and ":" in text:
+        from .functions import parse_hhmm
+        secs = parse_hhmm(text)
+        return datetime.combine(now.date(), datetime.min.time()) + timedelta(seconds=secs)
+    return datetime.fromisoformat(text)
 
 
 class AuditStore:
@@ -238,7 +249,7 @@ class AuditStore:
         out = []
         with self.db.conn:
             for row in rows:
-                until = datetime.fromisoformat(row["until"]) if row["until"] else None
+                until = _until(row["until"], now)
                 out.append(OperatorCommand(ts=now, source=f"command:{row['id']}",
                                            command=row["command"], reason=row["reason"],
                                            who=row["who"], rule_id=row["rule_id"] or "",

@@ -120,15 +120,18 @@ def exchange_days(name: str) -> ExchangeDays | None:
         import exchange_calendars as xc
     except ImportError:
         return None
-    try:
-        probe = xc.get_calendar(name)
-    except xc.errors.InvalidCalendarName as exc:
-        raise ConfigError(f"unknown exchange calendar {name!r} (see "
-                          "exchange_calendars.get_calendar_names(); NSE/BSE is XBOM)") from exc
-    low, high = type(probe).bound_min(), type(probe).bound_max()
-    start = low.date() if low is not None else _FALLBACK_START
-    end = high.date() if high is not None else _FALLBACK_END
-    cal = xc.get_calendar(name, start=start.isoformat(), end=end.isoformat())
+    with warnings.catch_warnings():  # the library's own pandas deprecations are not ours
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            probe = xc.get_calendar(name)
+        except xc.errors.InvalidCalendarName as exc:
+            raise ConfigError(f"unknown exchange calendar {name!r} (see exchange_calendars."
+                              "get_calendar_names(); NSE and BSE are XBOM)") from exc
+        low, high = type(probe).bound_min(), type(probe).bound_max()
+        start = low.date() if low is not None else _FALLBACK_START
+        end = high.date() if high is not None else _FALLBACK_END
+        cal = xc.get_calendar(name, start=start.isoformat(), end=end.isoformat())
     sessions = frozenset(ts.date() for ts in cal.sessions)
     return ExchangeDays(name=name, sessions=sessions, first=cal.first_session.date(),
                         last=cal.last_session.date())
@@ -338,17 +341,16 @@ def _problems(data: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
                         f"the session on {s['date']} closes at {s['close']}, not after it "
                         f"opens at {s['open']}"))
     jobs = data.get("jobs", {})
-    previous: tuple[str, int] | None = None
+    previous: tuple[str, str] | None = None
     for name in JOB_NAMES:
         at = jobs.get(name, {}).get("at")
         if at is None:
             continue
-        seconds = parse_hhmm(at)
-        if previous is not None and seconds <= previous[1]:
+        if previous is not None and parse_hhmm(at) <= parse_hhmm(previous[1]):
             out.append((("jobs", name, "at"), f"{name} at {at} must come after "
-                        f"{previous[0]}; the daily jobs fire in the order "
+                        f"{previous[0]} at {previous[1]}; the daily jobs fire in the order "
                         + ", ".join(JOB_NAMES)))
-        previous = (name, seconds)
+        previous = (name, at)
     return out
 
 

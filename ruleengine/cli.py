@@ -65,6 +65,8 @@ def _cmd_names(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.schedule is not None:
+        return _cmd_run_scheduled(args)
     from .audit import AuditStore
     from .runner import RunConfig, run
     from .summary import summarize
@@ -97,6 +99,100 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_run_scheduled(args: argparse.Namespace) -> int:
+    """``run --schedule``: the schedule policy's daily jobs, each session's tick loop being that
+    day's synthetic session through :func:`ruleengine.runner.run`.
+
+    Without dates it works today on the wall clock, waiting for the market's times; with
+    ``FROM[..TO]`` it rehearses those days on a simulated clock, back to back.
+    """
+    from datetime import date, datetime, time
+
+    from .calendar import IST
+    from .clock import Clock, SimulatedClock, WallClock
+    from .policyset import PolicySet, load_policy_set
+    from .runner import RunConfig, RunOutcome, run
+    from .scheduler import (
+        CheckResult,
+        DayContext,
+        JobRecord,
+        MarketJobs,
+        MarketScheduler,
+        ScheduleAlert,
+        TickWindow,
+    )
+
+    if args.feed:
+        print("ruleengine run: --schedule runs each day's synthetic session; drop --feed",
+              file=sys.stderr)
+        return EXIT_USAGE
+    clock: Clock
+    try:
+        if args.schedule == "today":
+            clock = WallClock()
+            start = end = clock.now().date()
+        else:
+            first, _, last = args.schedule.partition("..")
+            start, end = date.fromisoformat(first), date.fromisoformat(last or first)
+            clock = SimulatedClock(datetime.combine(start, time(0), IST))
+    except ValueError as exc:
+        print(f"ruleengine run: --schedule takes FROM[..TO] as YYYY-MM-DD: {exc}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    paths = [*args.policies, *args.strategies]
+    policies: dict[date, PolicySet] = {}
+    outcomes: dict[date, RunOutcome] = {}
+
+    def checks(ctx: DayContext) -> CheckResult:
+        # the day trades on the YAML as it is on disk now, so that set must load cleanly
+        try:
+            policies[ctx.day] = load_policy_set(paths)
+        except RuleEngineError as exc:
+            return CheckResult.fail(*str(exc).splitlines()[:5])
+        if ctx.special is not None:
+            return CheckResult.fail(f"the synthetic feed has no {ctx.special.reason} session")
+        return CheckResult.ok(f"policy set {policies[ctx.day].revision[:12]} loads")
+
+    def ticks(window: TickWindow) -> str:
+        if window.index > 0:
+            return "the synthetic session already ran whole in the first window"
+        config = RunConfig(policies=tuple(args.policies), strategies=tuple(args.strategies),
+                           feed=f"synthetic:{args.scenario}", db=args.db, seed=args.seed,
+                           data_seed=args.data_seed, day=window.day)
+        outcome = outcomes[window.day] = run(config, policy=policies[window.day])
+        return f"run {outcome.run_id}: {outcome.ticks} ticks"
+
+    def report(ctx: DayContext) -> str:
+        outcome = outcomes.get(ctx.day)
+        if outcome is None:
+            return "no trading today"
+        pf = outcome.engine.state.portfolio
+        gross = pf.realized + pf.unrealized(outcome.engine.state.market.mark_price)
+        return (f"run {outcome.run_id}: gross {gross:,.2f}, charges {pf.charges:,.2f}, "
+                f"open positions {len(pf.open_legs())}")
+
+    def show(r: JobRecord) -> None:
+        at = f"{r.actual:%H:%M:%S}" if r.actual else "--:--:--"
+        print(f"{r.day} {r.job:<17} {r.scheduled:%H:%M:%S} {at} {r.outcome:<9} {r.detail}",
+              flush=True)
+
+    def alert(a: ScheduleAlert) -> None:
+        print(f"ALERT {a.severity}: {a.title}" + (f" — {a.body}" if a.body else ""),
+              file=sys.stderr, flush=True)
+
+    try:
+        scheduler = MarketScheduler.from_policy_set(
+            load_policy_set(paths), MarketJobs(pre_open_checks=checks, tick_loop=ticks,
+                                               end_of_day_report=report),
+            clock, on_record=show, on_alert=alert)
+    except RuleEngineError as exc:
+        print(f"ruleengine run: {exc}", file=sys.stderr)
+        return EXIT_FINDINGS
+    records = scheduler.run(start, end)
+    bad = [r for r in records if r.outcome in ("failed", "error", "missed")]
+    return EXIT_FINDINGS if bad else EXIT_OK
+
+
 def _cmd_explain(args: argparse.Namespace) -> int:
     from .audit import AuditStore
     from .explain import explain
@@ -110,6 +206,87 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return EXIT_OK
+
+
+def _cmd_command(args: argparse.Namespace) -> int:
+    """kill, rearm, override, clear-override: queued in the audit store for the runner, which
+    takes them on its next tick (a crash of either side loses nothing)."""
+    import getpass
+    from datetime import datetime
+
+    from .audit import AuditStore
+
+    command = args.command.replace("-", "_")
+    rule_id = getattr(args, "rule_id", "") or ""
+    until = getattr(args, "until", "") or ""
+    store = AuditStore(args.db)
+    try:
+        if command in ("override", "clear_override"):
+            from .policyset import load_policy_set
+
+            try:
+                policy = load_policy_set([*args.policies, *args.strategies])
+                rule = policy.rule(rule_id)
+            except KeyError:
+                print(f"no rule {rule_id!r} in the policy set", file=sys.stderr)
+                return EXIT_USAGE
+            if command == "override" and not rule.overridable:
+                print(f"rule {rule_id!r} is marked overridable: false ({rule.location})",
+                      file=sys.stderr)
+                return EXIT_FINDINGS
+        ident = store.add_command(command, args.reason, who=args.who or getpass.getuser(),
+                                  created=datetime.now().isoformat(timespec="seconds"),
+                                  rule_id=rule_id, until=until)
+    finally:
+        store.close()
+    print(f"{command} queued as command {ident}; the running engine takes it on its next tick")
+    return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from .audit import AuditStore
+    from .status import read_status
+
+    store = AuditStore(args.db)
+    try:
+        print(read_status(store, args.run).render())
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+# -- orders: the review queue (pre-trade checks issue) ---------------------------------------
+def _cmd_orders(args: argparse.Namespace) -> int:
+    """``orders pending|approve ID|reject ID``: the review queue in the audit database, which
+    the running engine reads on its next tick (approved orders are sent, rejected refused)."""
+    import getpass
+    from datetime import datetime
+
+    from .review import ReviewError, ReviewQueue
+
+    queue = ReviewQueue(args.db)
+    try:
+        if args.orders_action == "pending":
+            items = queue.pending()
+            for item in items:
+                print(f"{item.id:>5}  held {item.created_ts:%H:%M:%S}  expires "
+                      f"{item.expires_ts:%H:%M:%S}  {item.describe()}  — {item.reason}")
+            if not items:
+                print("no orders waiting for review", file=sys.stderr)
+            return EXIT_OK
+        decide = queue.approve if args.orders_action == "approve" else queue.reject
+        try:
+            item = decide(args.id, who=args.who or getpass.getuser(),
+                          at=datetime.now().isoformat(timespec="seconds"), note=args.reason)
+        except ReviewError as exc:
+            print(f"ruleengine orders: {exc}", file=sys.stderr)
+            return EXIT_FINDINGS
+        print(f"review item {item.id} {item.status}: {item.describe()}; the running engine "
+              "takes it on its next tick")
+        return EXIT_OK
+    finally:
+        queue.close()
+# -- end orders ---------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,7 +312,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-seed", type=int, default=1, help="seed of the synthetic market")
     p.add_argument("--pace", type=float, default=0.0, help="seconds to wait per tick")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--schedule", nargs="?", const="today", metavar="FROM[..TO]",
+                   help="run the schedule policy's daily jobs: today on the wall clock, or "
+                   "rehearse the given dates (YYYY-MM-DD) on a simulated clock")
     p.set_defaults(func=_cmd_run)
+
+    for name, text in (("kill", "stop everything now: halt, cancel pending, square off"),
+                       ("rearm", "resume trading after a kill or a manual halt")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--reason", required=True, help="why; recorded in the audit trail")
+        p.add_argument("--who", default="", help="who is acting (default: the login name)")
+        p.add_argument("--db", default="ruleengine.db")
+        p.set_defaults(func=_cmd_command)
+    for name, text in (("override", "suspend one rule until a time, with a reason"),
+                       ("clear-override", "end an override early")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("rule_id")
+        if name == "override":
+            p.add_argument("--until", required=True, help="HH:MM (today, exchange time) or an "
+                           "ISO date-time")
+        p.add_argument("--reason", required=True)
+        p.add_argument("--who", default="")
+        p.add_argument("--db", default="ruleengine.db")
+        p.add_argument("--policies", nargs="+", default=["policies"])
+        p.add_argument("--strategies", nargs="+", default=["strategies"])
+        p.set_defaults(func=_cmd_command)
+
+    # -- orders: the review queue (pre-trade checks issue) -----------------------------------
+    p = sub.add_parser("orders", help="orders held for confirmation: pending, approve, reject")
+    osub = p.add_subparsers(dest="orders_action", required=True)
+    o = osub.add_parser("pending", help="list orders waiting for a person")
+    o.add_argument("--db", default="ruleengine.db")
+    for name in ("approve", "reject"):
+        o = osub.add_parser(name, help=f"{name} one held order (all its slices)")
+        o.add_argument("id", type=int, help="review item id from `ruleengine orders pending`")
+        o.add_argument("--reason", default="", help="recorded with the decision")
+        o.add_argument("--who", default="", help="who decides (default: the login name)")
+        o.add_argument("--db", default="ruleengine.db")
+    p.set_defaults(func=_cmd_orders)
+    # -- end orders ---------------------------------------------------------------------------
+
+    p = sub.add_parser("status", help="trading state per scope, overrides, why each halt happened")
+    p.add_argument("--db", default="ruleengine.db")
+    p.add_argument("--run", type=int, default=None)
+    p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("explain", help="explain one decision from the audit store")
     p.add_argument("decision_id")

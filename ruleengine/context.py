@@ -201,7 +201,7 @@ def strategy_values(portfolio: Portfolio, strategy_id: str, capital: float,
     book = portfolio.book(strategy_id)
     unrealized = sum(p.unrealized(marks(p.contract)) for p in legs)
     day_pnl = book.realized - book.charges + unrealized
-    peak = max(book.peak_pnl, day_pnl)
+    peak = book.peak_pnl = max(book.peak_pnl, day_pnl)  # tracked whenever a rule reads it
     v: Values = {
         "strategy.capital": capital,
         "strategy.day_pnl": day_pnl,

@@ -226,6 +226,11 @@ class Engine:
                              "purpose": req.purpose, "reason": event.reason},
                      message=f"broker rejected {req.side} {req.qty} {req.contract.symbol}: "
                              f"{event.reason}")
+                if req.purpose != "entry":
+                    emit("alert", scope=f"strategy:{req.strategy_id}",
+                         result={"severity": "critical", "client_id": req.client_id},
+                         message=f"{req.purpose} order for {req.contract.symbol} rejected "
+                                 f"({event.reason}); retrying until flat")
                 if req.purpose == "entry":
                     run = st.runs.get(req.strategy_id)
                     if run is not None and run.waiting:

@@ -92,8 +92,16 @@ def _evaluate(st: EngineState, rule: Rule, scope: str, values: dict[str, Any], n
         if status.last_fired is not None and rule.cooldown_s and \
                 (now - status.last_fired).total_seconds() < rule.cooldown_s:
             return
-        status.active, status.last_fired, status.clear_since = True, now, None
+        status.active, status.clear_since = True, None
         text = rule.message.render(values) or rule.id
+        if rule.id in st.holds.get(scope, {}):
+            # its restriction is still in force from the last firing: record, do not repeat
+            emit("rule_fired", scope=scope, rule_id=rule.id, location=rule.location,
+                 inputs=rule.when.inputs(values), result={"actions": [],
+                                                          "already_in_force": True},
+                 message=text)
+            return
+        status.last_fired = now
         emit("rule_fired", scope=scope, rule_id=rule.id, location=rule.location,
              inputs=rule.when.inputs(values), result={"actions": list(rule.then)}, message=text)
         _act(st, rule, scope, text, emit)
@@ -102,7 +110,7 @@ def _evaluate(st: EngineState, rule: Rule, scope: str, values: dict[str, Any], n
         status.clear_since = now
         emit("rule_cleared", scope=scope, rule_id=rule.id, location=rule.location,
              inputs=rule.when.inputs(values), message=f"{rule.id} no longer holds")
-    if not fired and rule.rearm == "auto":
+    if rule.rearm == "auto" and (not fired or rule.rearm_after_s > 0):
         _auto_rearm(st, rule, scope, status, values, now, emit)
 
 
@@ -132,9 +140,12 @@ def _in_scope(scope: str, underlying: str, strategy_id: str) -> bool:
 
 def _auto_rearm(st: EngineState, rule: Rule, scope: str, status: RuleStatus,
                 values: dict[str, Any], now: datetime, emit: Emit) -> None:
-    """Hysteresis: resume only after ``rearm.when`` has held for ``rearm.hold``."""
-    current = st.scopes.get(scope)
-    if current is None or current.rule_id != rule.id or current.state == TradingState.ACTIVE:
+    """Hysteresis: resume once ``rearm.after`` has passed since the rule fired and
+    ``rearm.when`` has then held continuously for ``rearm.hold``."""
+    if rule.id not in st.holds.get(scope, {}):
+        return
+    if rule.rearm_after_s and (status.last_fired is None or
+                               (now - status.last_fired).total_seconds() < rule.rearm_after_s):
         return
     if rule.rearm_when is not None:
         try:
@@ -144,45 +155,61 @@ def _auto_rearm(st: EngineState, rule: Rule, scope: str, status: RuleStatus,
         if not ok:
             status.clear_since = None
             return
-        if status.clear_since is None:
-            status.clear_since = now
-    if status.clear_since is not None and \
-            (now - status.clear_since).total_seconds() >= rule.rearm_hold_s:
+    if status.clear_since is None:
+        status.clear_since = now
+    if (now - status.clear_since).total_seconds() >= rule.rearm_hold_s:
         _release(st, scope, rule.id, "auto", f"{rule.id}: resume condition held", emit)
-        st.flatten.discard(scope)
 
 
 def set_state(st: EngineState, scope: str, level: TradingState, rule_id: str, reason: str,
               rearm: str, emit: Emit) -> None:
-    """Raise a scope's state (rules never lower it; rearming does)."""
-    current = st.scopes.get(scope, ScopeState())
-    if level <= current.state:
+    """Add (or raise) this rule's hold on a scope. Holds are kept per rule, so releasing one
+    rule never lifts a restriction another rule still imposes."""
+    holds = st.holds.setdefault(scope, {})
+    old = holds.get(rule_id)
+    if old is not None and old.state >= level:
         return
-    st.scopes[scope] = ScopeState(state=level, rule_id=rule_id, reason=reason, rearm=rearm)
-    emit("state_change", scope=scope, rule_id=rule_id,
-         result={"from": current.state.name, "to": level.name, "rearm": rearm}, message=reason)
+    holds[rule_id] = ScopeState(state=level, rule_id=rule_id, reason=reason, rearm=rearm)
+    _recompute(st, scope, rule_id, reason, rearm, emit)
 
 
 def _release(st: EngineState, scope: str, rule_id: str, rearm: str, reason: str,
              emit: Emit) -> None:
-    current = st.scopes.get(scope)
-    if current is None or current.rule_id != rule_id or current.rearm != rearm:
+    hold = st.holds.get(scope, {}).get(rule_id)
+    if hold is None or hold.rearm != rearm:
         return
-    st.scopes[scope] = ScopeState()
-    emit("state_change", scope=scope, rule_id=rule_id,
-         result={"from": current.state.name, "to": "ACTIVE", "rearm": rearm}, message=reason)
+    del st.holds[scope][rule_id]
+    _recompute(st, scope, rule_id, reason, rearm, emit)
+
+
+def _recompute(st: EngineState, scope: str, rule_id: str, reason: str, rearm: str,
+               emit: Emit) -> None:
+    """The scope's state is its strongest hold (the earliest on ties); audit any change."""
+    before = st.scopes.get(scope, ScopeState())
+    after = ScopeState()
+    for hold in st.holds.get(scope, {}).values():
+        if hold.state > after.state:
+            after = hold
+    if after.state == TradingState.ACTIVE:
+        st.scopes.pop(scope, None)
+        st.flatten.discard(scope)
+    else:
+        st.scopes[scope] = after
+    if after.state != before.state:
+        emit("state_change", scope=scope, rule_id=rule_id,
+             result={"from": before.state.name, "to": after.state.name, "rearm": rearm,
+                     "held_by": sorted(st.holds.get(scope, {}))}, message=reason)
 
 
 def rearm_all(st: EngineState, modes: frozenset[str], reason: str, emit: Emit) -> None:
-    """Return scopes whose halt allows one of ``modes`` to ACTIVE, and forget rule edges so a
-    condition that still holds fires again at once (a breached limit re-halts immediately)."""
-    for scope, current in sorted(st.scopes.items()):
-        if current.state != TradingState.ACTIVE and current.rearm in modes:
-            st.scopes[scope] = ScopeState()
-            st.flatten.discard(scope)
-            emit("state_change", scope=scope, rule_id=current.rule_id,
-                 result={"from": current.state.name, "to": "ACTIVE", "rearm": reason},
-                 message=f"re-armed: {reason}")
+    """Drop every hold whose rearm mode is in ``modes``, and forget rule edges so a condition
+    that still holds fires again at once (a breached limit re-halts immediately)."""
+    for scope in sorted(st.holds):
+        dropped = [r for r, h in st.holds[scope].items() if h.rearm in modes]
+        for rule_id in dropped:
+            del st.holds[scope][rule_id]
+        if dropped:
+            _recompute(st, scope, ",".join(dropped), f"re-armed: {reason}", reason, emit)
     for status in st.rules.values():
         status.active = False
         status.clear_since = None

@@ -55,6 +55,7 @@ class Rule:
     rearm: str
     rearm_when: CompiledExpr | None
     rearm_hold_s: float
+    rearm_after_s: float
     overridable: bool
 
     @property
@@ -247,6 +248,7 @@ class _Compiler:
             if isinstance(rearm, dict) and rearm.get("when"):
                 rearm_when = self.expr(doc, (*base, "rearm", "when"), registry)
             hold = parse_duration(rearm.get("hold", "0s")) if isinstance(rearm, dict) else 0.0
+            after = parse_duration(rearm.get("after", "0s")) if isinstance(rearm, dict) else 0.0
             if when is None or message is None:
                 continue
             out.append(Rule(
@@ -254,7 +256,8 @@ class _Compiler:
                 when=when, then=tuple(raw["then"]), scope=raw["scope"],
                 targets=tuple(raw["targets"]), severity=raw["severity"], message=message,
                 cooldown_s=parse_duration(raw["cooldown"]), rearm=rearm_mode,
-                rearm_when=rearm_when, rearm_hold_s=hold, overridable=raw["overridable"]))
+                rearm_when=rearm_when, rearm_hold_s=hold, rearm_after_s=after,
+                overridable=raw["overridable"]))
         return out
 
     def strategy(self, doc: LoadedDoc, registry: Registry) -> Strategy | None:

@@ -43,6 +43,7 @@ class RunConfig:
     pace_s: float = 0.0  # wall-clock pause per tick, to watch a run or rehearse the kill switch
     progress: bool = False
     day: date | None = None
+    prev_close: float | None = None  # for replays: the previous session's official close
 
 
 @dataclass(slots=True)
@@ -91,7 +92,7 @@ def run(config: RunConfig, *, policy: PolicySet | None = None,
     policy = policy or load_policy_set([*config.policies, *config.strategies])
     feed_name, _, feed_arg = config.feed.partition(":")
     feed: Feed = build_adapter("feeds", feed_name, arg=feed_arg, seed=config.data_seed,
-                               policy=policy, day=config.day)
+                               policy=policy, day=config.day, prev_close=config.prev_close)
     broker: Broker = build_adapter("brokers", config.broker, policy=policy, seed=config.seed,
                                    capital=policy.capital)
     engine = Engine(policy, charge_fn=make_charge_fn(policy), guards=config.guards)

@@ -67,7 +67,8 @@ class EngineState:
     market: MarketState
     portfolio: Portfolio
     runs: dict[str, StrategyRun]
-    scopes: dict[str, ScopeState] = field(default_factory=dict)
+    scopes: dict[str, ScopeState] = field(default_factory=dict)  # effective, non-ACTIVE only
+    holds: dict[str, dict[str, ScopeState]] = field(default_factory=dict)  # scope -> rule -> hold
     rules: dict[tuple[str, str], RuleStatus] = field(default_factory=dict)
     orders: dict[str, OrderTrack] = field(default_factory=dict)
     live: dict[str, OrderTrack] = field(default_factory=dict)  # orders not yet done

@@ -91,7 +91,7 @@ def summarize(store: AuditStore, run_id: int, *, slippage_vs_ltp: float, gross: 
                         "WHERE run_id = ? ORDER BY id", [run_id]):
         kinds[row["kind"]] += 1
         result: dict[str, Any] = json.loads(row["result"])
-        if row["kind"] == "rule_fired":
+        if row["kind"] == "rule_fired" and not result.get("already_in_force"):
             fired[row["rule_id"]] += 1
         elif row["kind"] == "denied":
             denials[str(result.get("code"))] += 1

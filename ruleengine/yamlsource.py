@@ -3,9 +3,15 @@
 Policies are written by people and may be hostile or broken, so loading is bounded before any
 object is built: the file size is checked first, then one streaming pass over parser events
 bounds nesting depth and refuses every tag that is not a plain scalar, list or mapping (so
-``!!python/object`` never reaches a constructor). Nodes are converted by hand under a node
-budget that counts alias re-use, so a "billion laughs" file stops after a few thousand nodes.
+``!!python/object`` never reaches a constructor). That pass also counts values with every alias
+expanded, so a "billion laughs" file stops at the alias that passes the node budget, and a file
+that simply holds too many values is refused as too large. Nodes are then converted by hand.
 Every value's line and column are kept so later checks can point at the exact place.
+
+Parsing uses libyaml's C parser when PyYAML was built with it (same events, same marks, many
+times faster), else the pure-Python one. libyaml words its syntax errors tersely and stops at
+its own nesting bound, so when it refuses a file the pure-Python parser reads the file again:
+a broken file gets the same message and location either way.
 """
 
 from __future__ import annotations
@@ -25,6 +31,13 @@ MAX_DEPTH = 64
 MAX_NODES = 100_000
 
 Path_ = tuple[str | int, ...]
+
+_Loader = type[yaml.SafeLoader] | type[yaml.CSafeLoader]
+_PURE: _Loader = yaml.SafeLoader
+#: The parser used first: libyaml's when available.
+_FAST: _Loader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+
+_STANDARD_TAG = "tag:yaml.org,2002:"
 
 _PLAIN_TAGS = {
     "tag:yaml.org,2002:str",
@@ -108,8 +121,12 @@ def load_text(text: str, file: str = "<string>") -> Document:
         raise _fail(file, 1, 1, "yaml-too-large",
                     f"text is {len(text):,} characters; at most {MAX_BYTES:,} are accepted")
     try:
-        _scan_events(text, file)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        try:
+            node = _parse(text, file, _FAST)
+        except yaml.YAMLError:
+            if _FAST is _PURE:
+                raise
+            node = _parse(text, file, _PURE)  # the wording and place the docs show
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -130,62 +147,112 @@ def load_text(text: str, file: str = "<string>") -> Document:
     return doc
 
 
-def _scan_events(text: str, file: str) -> None:
+def _parse(text: str, file: str, loader: _Loader) -> yaml.Node | None:
+    """Scan the events for the bounds, then compose the node tree, both with ``loader``."""
+    _scan_events(text, file, loader)
+    return yaml.compose(text, Loader=loader)
+
+
+def _scan_events(text: str, file: str, loader: _Loader = _PURE) -> None:
     """One streaming pass that bounds depth and refuses unsafe tags before any node is built.
 
     It also measures what each anchor expands to (values, and nesting below it), so an alias
     that would blow the node budget or the depth bound is reported where that alias is written.
+    A file whose own values pass the budget is refused as too large, at the value that passes.
     """
     depth = 0
     documents = 0
     total = 0  # values in the document with every alias expanded
+    written = 0  # values as written, an alias counted once
     anchors: dict[str, tuple[int, int]] = {}  # anchor -> (values, depth below it)
     open_: list[list[Any]] = [[None, 0, 0]]  # per open collection: anchor, values, depth below
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
-            size, below = (1, 0) if isinstance(event, yaml.ScalarEvent) else \
-                anchors.get(event.anchor or "", (1, 0))
-            if isinstance(event, yaml.ScalarEvent) and event.anchor:
+    for event in yaml.parse(text, Loader=loader):
+        cls = type(event)  # dispatch on the exact class: this loop runs once per value
+        if cls is yaml.ScalarEvent:
+            _check_tag(file, event)
+            if event.anchor:
                 anchors[event.anchor] = (1, 0)
-            total += size
-            open_[-1][1] += size
-            open_[-1][2] = max(open_[-1][2], below)
-            m = _mark(event.start_mark)
-            if total > MAX_NODES:
-                raise _fail(file, m.line + 1, m.column + 1, "yaml-alias-bomb",
-                            f"aliases expand to more than {MAX_NODES:,} values")
-            if depth + below > MAX_DEPTH:
-                raise _fail(file, m.line + 1, m.column + 1, "yaml-too-deep",
-                            f"nesting deeper than {MAX_DEPTH} levels (through aliases)")
-        elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            total += 1
-            open_.append([event.anchor, 1, 0])
-        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)) and len(open_) > 1:
-            anchor, size, below = open_.pop()
-            if anchor:
-                anchors[anchor] = (size, below + 1)
-            open_[-1][1] += size
-            open_[-1][2] = max(open_[-1][2], below + 1)
-        if isinstance(event, yaml.DocumentStartEvent):
-            documents += 1
-            if documents > 1:
-                m = _mark(event.start_mark)
-                raise _fail(file, m.line + 1, m.column + 1, "yaml-syntax",
-                            "a policy file holds one YAML document; found a second '---'")
-        tag = getattr(event, "tag", None)
-        if tag is not None and tag not in _PLAIN_TAGS:
-            m = _mark(event.start_mark)
-            raise _fail(file, m.line + 1, m.column + 1, "yaml-forbidden-tag",
-                        f"tag {tag!r} is not allowed; policies hold plain values, lists and "
-                        "mappings only")
-        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            size, below = 1, 0
+        elif cls is yaml.AliasEvent:
+            size, below = anchors.get(event.anchor or "", (1, 0))
+        elif cls is yaml.MappingStartEvent or cls is yaml.SequenceStartEvent:
+            _check_tag(file, event)
             depth += 1
             if depth > MAX_DEPTH:
                 m = _mark(event.start_mark)
                 raise _fail(file, m.line + 1, m.column + 1, "yaml-too-deep",
                             f"nesting deeper than {MAX_DEPTH} levels")
-        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            total += 1
+            written += 1
+            if total > MAX_NODES:
+                _too_many(file, event, total, written)
+            open_.append([event.anchor, 1, 0])
+            continue
+        elif cls is yaml.MappingEndEvent or cls is yaml.SequenceEndEvent:
             depth -= 1
+            if len(open_) > 1:
+                anchor, size, below = open_.pop()
+                if anchor:
+                    anchors[anchor] = (size, below + 1)
+                open_[-1][1] += size
+                open_[-1][2] = max(open_[-1][2], below + 1)
+            continue
+        else:
+            if cls is yaml.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    m = _mark(event.start_mark)
+                    raise _fail(file, m.line + 1, m.column + 1, "yaml-syntax",
+                                "a policy file holds one YAML document; found a second '---'")
+            continue
+        # A scalar, or an alias standing for everything under its anchor.
+        total += size
+        written += 1
+        parent = open_[-1]
+        parent[1] += size
+        if below > parent[2]:
+            parent[2] = below
+        if total > MAX_NODES:
+            _too_many(file, event, total, written)
+        if depth + below > MAX_DEPTH:
+            m = _mark(event.start_mark)
+            raise _fail(file, m.line + 1, m.column + 1, "yaml-too-deep",
+                        f"nesting deeper than {MAX_DEPTH} levels (through aliases)")
+
+
+def _check_tag(file: str, event: yaml.Event) -> None:
+    tag = getattr(event, "tag", None)
+    if tag is not None and tag not in _PLAIN_TAGS:
+        m = _mark(event.start_mark)
+        raise _fail(file, m.line + 1, m.column + 1, "yaml-forbidden-tag",
+                    f"tag {_tag_as_written(tag)!r} is not allowed; policies hold plain values, "
+                    "lists and mappings only")
+
+
+def _too_many(file: str, event: yaml.Event, total: int, written: int) -> None:
+    """Refuse a document that passed the value budget: an alias bomb, or simply too large.
+
+    It is an alias bomb when the alias just read pushed the count over, or when aliases
+    supplied most of the values; otherwise the file holds too many values of its own.
+    """
+    m = _mark(event.start_mark)
+    through_aliases = total - written
+    if isinstance(event, yaml.AliasEvent) or through_aliases > written:
+        raise _fail(file, m.line + 1, m.column + 1, "yaml-alias-bomb",
+                    f"aliases expand to more than {MAX_NODES:,} values")
+    copies = f", {through_aliases:,} of them copied by aliases" if through_aliases else ""
+    raise _fail(file, m.line + 1, m.column + 1, "yaml-too-large",
+                f"file holds more than {MAX_NODES:,} values{copies}; policy files may hold at "
+                f"most {MAX_NODES:,} (keys, list items and values each count)")
+
+
+def _tag_as_written(tag: str) -> str:
+    """``tag:yaml.org,2002:python/name:x`` → ``!!python/name:x``, the way people write it."""
+    if tag.startswith("!"):
+        return tag  # a local tag such as '!custom' is kept as it is
+    if tag.startswith(_STANDARD_TAG):
+        return "!!" + tag.removeprefix(_STANDARD_TAG)
+    return f"!<{tag}>"
 
 
 _constructor = yaml.constructor.SafeConstructor()
@@ -200,7 +267,8 @@ def _convert(node: yaml.Node, path: Path_, doc: Document, budget: list[int], dep
     if depth > MAX_DEPTH:  # aliases can nest a shallow text deeply
         raise _fail(doc.file, m.line + 1, m.column + 1, "yaml-too-deep",
                     f"nesting deeper than {MAX_DEPTH} levels (through aliases)")
-    style = node.style if isinstance(node, yaml.ScalarNode) else None
+    # libyaml marks a plain scalar with style '', the pure-Python parser with None.
+    style = (node.style or None) if isinstance(node, yaml.ScalarNode) else None
     doc.locs.setdefault(path, Loc(m.line + 1, m.column + 1, style))
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}

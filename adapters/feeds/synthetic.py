@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 import random
 from collections.abc import Callable, Collection, Iterator
@@ -145,7 +146,7 @@ class ScenarioSpec:
     path: tuple[tuple[time, float], ...]
     """Index level in % from the previous close; the first knot at 09:15 is the opening gap."""
     vix_path: tuple[tuple[time, float], ...]
-    """VIX level the index of fear is pulled towards; the first knot is the opening level."""
+    """Where VIX is pulled to (it follows with a lag); the first knot is its opening level."""
     previous_close: float = 24_000.0
     vix_previous_close: float = 13.0
     vol_multiplier: float = 1.0
@@ -298,17 +299,13 @@ def _knot_series(knots: tuple[tuple[time, float], ...], n: int, *,
         level = math.log1p(value / 100.0) if pct else math.log(value)
         pts.append((at.hour * 3600 + at.minute * 60 + at.second - base, level))
     pts.sort(key=lambda p: p[0])
-    out: list[float] = []
-    j = 0
-    for s in range(n):
-        while j + 1 < len(pts) and pts[j + 1][0] <= s:
-            j += 1
-        s0, v0 = pts[j]
-        if s < s0 or j + 1 == len(pts):
-            out.append(v0)
-            continue
-        s1, v1 = pts[j + 1]
-        out.append(v0 + (v1 - v0) * (s - s0) / (s1 - s0))
+    out = [pts[0][1]] * max(0, min(n, pts[0][0]))
+    for (s0, v0), (s1, v1) in itertools.pairwise(pts):
+        lo, hi = max(s0, 0), min(s1, n)
+        if hi > lo:
+            slope = (v1 - v0) / (s1 - s0)
+            out.extend([v0 + slope * (s - s0) for s in range(lo, hi)])
+    out.extend([pts[-1][1]] * (n - len(out)))
     return out
 
 
@@ -341,6 +338,8 @@ class SyntheticFeed:
             raise ValueError("strikes_each_side must not be negative")
         if strike_step <= 0 or tick <= 0 or lot_size <= 0:
             raise ValueError("strike_step, tick and lot_size must be positive")
+        if not 0 <= expiry_weekday <= 4:
+            raise ValueError("expiry_weekday must be a weekday number, Monday = 0 to Friday = 4")
         self.spec = scenario
         self.seed = seed
         self.day = day
@@ -363,6 +362,7 @@ class SyntheticFeed:
         return self._generate(random.Random(self.seed))
 
     # -- generation ---------------------------------------------------------------------------
+
     def _generate(self, rng: random.Random) -> Iterator[Event]:
         spec = self.spec
         n = SESSION_SECONDS
@@ -471,19 +471,19 @@ class _ChainBuilder:
 
     def future_quote(self, ts: datetime, s: int, spot: float, vix: float) -> Quote:
         m = self.model
+        tick, dec = self.tick, self.feed.decimals
         fut = spot * math.exp(self.carry * (self.fut_close_s - s) / SECONDS_PER_YEAR)
         ticks = max(1, round(m.future_spread_ticks * vix / m.spread_vix_ref))
-        mid = round(fut / self.tick)
+        mid = round(fut / tick)
         bid_t = mid - ticks // 2
         depth = m.future_depth_lots * min(1.0, m.spread_vix_ref / vix)
         j = (s * 2) % _JITTER_TABLE_SIZE  # even, so j + 1 stays inside the table
-        return Quote(
-            ts=ts, source=SOURCE, contract=self.feed.future, ltp=self.price(mid),
-            bid=self.price(bid_t), ask=self.price(bid_t + ticks),
-            bid_qty=self.lot * (int(depth * self.jitter[j] + 0.5) or 1),
-            ask_qty=self.lot * (int(depth * self.jitter[j + 1] + 0.5) or 1),
-            oi=int(self.fut_oi * (1.0 + 0.05 * s / SESSION_SECONDS) + 0.5),
-        )
+        return _make_quote(
+            ts, self.feed.future, round(mid * tick, dec), round(bid_t * tick, dec),
+            round((bid_t + ticks) * tick, dec),
+            self.lot * (int(depth * self.jitter[j] + 0.5) or 1),
+            self.lot * (int(depth * self.jitter[j + 1] + 0.5) or 1),
+            int(self.fut_oi * (1.0 + 0.05 * s / SESSION_SECONDS) + 0.5), None)
 
     def _strike(self, index: int) -> tuple[Contract, Contract, float, float]:
         feed = self.feed
@@ -577,13 +577,13 @@ _QUOTE_FIELDS = ("ts", "source", "contract", "ltp", "bid", "ask", "bid_qty", "as
 
 
 def _quote_via_init(ts: datetime, contract: Contract, ltp: float, bid: float, ask: float,
-                    bid_qty: int, ask_qty: int, oi: int, iv: float) -> Quote:
+                    bid_qty: int, ask_qty: int, oi: int, iv: float | None) -> Quote:
     return Quote(ts=ts, source=SOURCE, contract=contract, ltp=ltp, bid=bid, ask=ask,
                  bid_qty=bid_qty, ask_qty=ask_qty, oi=oi, iv=iv)
 
 
 def _fast_quote_maker() -> Callable[[datetime, Contract, float, float, float, int, int, int,
-                                     float], Quote]:
+                                     float | None], Quote]:
     """A day holds ~280,000 chain quotes, and a frozen dataclass's ``__init__`` (ten
     ``object.__setattr__`` calls through keyword binding) is half the generation time. Writing
     the slots through their descriptors builds the identical immutable object in half the time.
@@ -596,7 +596,7 @@ def _fast_quote_maker() -> Callable[[datetime, Contract, float, float, float, in
         getattr(Quote, name).__set__ for name in _QUOTE_FIELDS)
 
     def make(ts: datetime, contract: Contract, ltp: float, bid: float, ask: float,
-             bid_qty: int, ask_qty: int, oi: int, iv: float) -> Quote:
+             bid_qty: int, ask_qty: int, oi: int, iv: float | None) -> Quote:
         q: Quote = new(Quote)
         s_ts(q, ts)
         s_src(q, SOURCE)

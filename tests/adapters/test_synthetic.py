@@ -136,7 +136,7 @@ def test_order_within_and_across_seconds(scenario: str, every: int) -> None:
     once (one chain snapshot per second at most), and a Timer second has nothing else."""
     events = day_events(scenario, 1, every)
     rank = {kind: i for i, kind in enumerate(EVENT_ORDER)}
-    for prev, cur in zip(events, events[1:], strict=False):
+    for prev, cur in itertools.pairwise(events):
         assert cur.ts >= prev.ts
         assert cur.ts.microsecond == 0
         if cur.ts == prev.ts:
@@ -220,7 +220,7 @@ def test_trend_up(seed: int) -> None:
     values = [t.value for t in index_ticks(day_events("trend-up", seed, FAST))]
     assert 0.005 < values[-1] / values[0] - 1 < 0.02
     hourly = values[::3_600]
-    assert sum(b > a for a, b in zip(hourly, hourly[1:], strict=False)) >= 4
+    assert sum(b > a for a, b in itertools.pairwise(hourly)) >= 4
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -299,7 +299,7 @@ def test_circuit_breaker_bands_depend_on_time_of_day() -> None:
                   (time(fall_at.hour, fall_at.minute + 5), -10.5)),
             vix_path=((time(9, 15), 20.0),), noise_half_life_s=300.0)
         ticks = index_ticks(list(SyntheticFeed(spec, chain_every_s=FAST).events()))
-        return max(b.ts - a.ts for a, b in zip(ticks, ticks[1:], strict=False))
+        return max(b.ts - a.ts for a, b in itertools.pairwise(ticks))
 
     assert gap_for(time(13, 30)) == timedelta(minutes=30, seconds=1)
     assert gap_for(time(14, 40)) == timedelta(seconds=1)
@@ -417,8 +417,7 @@ def test_spreads_widen_away_from_the_money() -> None:
             assert widths[-1] > widths[0]
             by_distance = [max(spread(quotes[(atm + 50 * d, opt)]),
                                spread(quotes[(atm - 50 * d, opt)])) for d in range(16)]
-            assert all(a <= b + 1e-9 for a, b in zip(by_distance, by_distance[1:],
-                                                     strict=False))
+            assert all(a <= b + 1e-9 for a, b in itertools.pairwise(by_distance))
             assert spread(quotes[(atm + 750, opt)]) > spread(quotes[(atm, opt)])
             assert spread(quotes[(atm - 750, opt)]) > spread(quotes[(atm, opt)])
 
@@ -534,6 +533,8 @@ def test_rejects_bad_arguments() -> None:
         SyntheticFeed(day=date(2026, 11, 24), holidays={date(2026, 11, 24)})
     with pytest.raises(ValueError, match="chain_every_s"):
         SyntheticFeed(chain_every_s=0)
+    with pytest.raises(ValueError, match="expiry_weekday"):
+        SyntheticFeed(expiry_weekday=6)
 
 
 def test_previous_close_can_be_overridden() -> None:
