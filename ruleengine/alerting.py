@@ -287,6 +287,10 @@ class _SinkState:
         return True
 
 
+def _append(body: str, note: str) -> str:
+    return f"{body}\n{note}" if body else note
+
+
 def _suppressed_note(count: int) -> str:
     return f"(+{count} similar suppressed)"
 
@@ -315,6 +319,7 @@ class AlertRouter:
         self._window = timedelta(microseconds=config.dedup_window_us)
         self._seen: dict[str, _Seen] = {}
         self._unreported: dict[str, _Seen] = {}  # keys holding back a count, for digests
+        self._prune_above = _PRUNE_KEYS_ABOVE
         self._received = self._suppressed = self._unrouted = self._digests = 0
 
     @property
@@ -348,9 +353,9 @@ class AlertRouter:
         self._unreported.pop(ident, None)
         self._seen[ident] = _Seen(severity=severity, title=title, sent_at=now, last_body=body,
                                   last_seen=now)
-        if len(self._seen) > _PRUNE_KEYS_ABOVE:
+        if len(self._seen) > self._prune_above:
             self._prune(now)
-        text = f"{body}\n{_suppressed_note(held)}" if held else body
+        text = _append(body, _suppressed_note(held)) if held else body
         out = self._fan_out(severity, title, text, now)
         return out + self._housekeeping(now, final=False)
 
@@ -395,7 +400,7 @@ class AlertRouter:
         """One call of the sink (a token is already taken). The rate-limit note is added here,
         not stored with the message, so a retried message never reports a count twice."""
         dropped = st.dropped_unreported
-        body = f"{msg.body}\n{_dropped_note(dropped)}" if dropped else msg.body
+        body = _append(msg.body, _dropped_note(dropped)) if dropped else msg.body
         if msg.attempt > 1:
             st.retried += 1
         try:
@@ -458,14 +463,17 @@ class AlertRouter:
             held, seen.suppressed, seen.sent_at = seen.suppressed, 0, now
             self._digests += 1
             last = seen.last_seen.strftime("%H:%M:%S")
-            body = f"{seen.last_body}\n(+{held} similar suppressed; the last at {last})"
+            body = _append(seen.last_body, f"(+{held} similar suppressed; the last at {last})")
             out.extend(self._fan_out(seen.severity, seen.title, body, now))
         return out
 
     def _prune(self, now: datetime) -> None:
+        """Forget expired keys; the next prune waits until memory has doubled, so a burst of
+        distinct keys all inside the window costs amortised O(1) per alert, not a scan each."""
         for ident, seen in list(self._seen.items()):
             if not seen.suppressed and now - seen.sent_at >= self._window:
                 del self._seen[ident]
+        self._prune_above = max(_PRUNE_KEYS_ABOVE, 2 * len(self._seen))
 
 
 # -- building from the policy set ------------------------------------------------------------

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from .errors import ConfigError, Finding
 from .functions import parse_hhmm
+from .schema import apply_defaults
 
 if TYPE_CHECKING:
     from .policyset import LoadedDoc, PolicySet
@@ -277,6 +278,8 @@ class TradingCalendar:
 
     def coverage_gaps(self, start: date, end: date) -> list[str]:
         """One note per year in the range that the exchange calendar does not cover."""
+        if self.exchange_calendar is None:
+            return []
         notes: list[str] = []
         for year in range(start.year, end.year + 1):
             first = max(start, date(year, 1, 1))
@@ -321,8 +324,6 @@ def schedule_document(policy: PolicySet) -> dict[str, Any]:
                           + ", ".join(d.file for d in docs))
     if docs:
         return docs[0].data
-    from .schema import apply_defaults  # only needed for a set without a schedule
-
     return apply_defaults({"kind": "schedule", "version": 1}, "schedule")
 
 

@@ -209,6 +209,8 @@ class CheckConfig:
     confirm: Confirm = field(default_factory=Confirm)
     _bands_cache: dict[tuple[str, date], ExchangeBands | None] = field(
         default_factory=dict, compare=False, repr=False)
+    _sizes_cache: dict[tuple[str, date], tuple[int, int]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_policy(cls, data: Mapping[str, Any], *, instruments: Mapping[str, Instrument],
@@ -256,6 +258,16 @@ class CheckConfig:
                 if k not in ("kind", "version")}
         return cls.from_policy(data, instruments=pset.instruments,
                                order_limits=pset.order_limits)
+
+    def sizes(self, inst: Instrument, day: date) -> tuple[int, int]:
+        """(lot size, most units one order may carry: whole lots within the freeze) on
+        ``day``; looked up once per instrument and day, as checks run on every order."""
+        key = (inst.symbol, day)
+        hit = self._sizes_cache.get(key)
+        if hit is None:
+            lot = inst.lot_size(day)
+            hit = self._sizes_cache[key] = (lot, max(inst.max_lots_per_order(day), 1) * lot)
+        return hit
 
     def limits_for(self, underlying: str) -> Limits:
         return self.limits.get(underlying, self.default_limits)
@@ -364,6 +376,7 @@ class _Facts:
     inst: Instrument
     day: date
     lot: int
+    per_child: int  # the most one child order may carry: whole lots within the freeze
     quote: Quote | None
     price: float | None  # the limit after rounding; None for MARKET
     notes: list[str]
@@ -399,7 +412,8 @@ def check_order(order: OrderRequest, ctx: CheckContext) -> CheckResult:
         return _deny(order, "unknown-instrument",
                      f"no instrument {order.contract.underlying!r} in the instruments policy")
     day = ctx.now.date()
-    facts = _Facts(order=order, inst=inst, day=day, lot=inst.lot_size(day),
+    lot, per_child = cfg.sizes(inst, day)
+    facts = _Facts(order=order, inst=inst, day=day, lot=lot, per_child=per_child,
                    quote=ctx.quotes.get(order.contract), price=order.limit_price, notes=[])
     for check in _VALIDITY:
         denial = check(facts, ctx)
@@ -417,7 +431,7 @@ def check_order(order: OrderRequest, ctx: CheckContext) -> CheckResult:
         crosses = _crossed(facts, ctx)
     same = facts.price == order.limit_price or order.order_type == "MARKET"
     approved = order if same else replace(order, limit_price=facts.price)
-    children = slice_order(approved, inst.max_lots_per_order(day) * facts.lot, facts.lot)
+    children = slice_order(approved, per_child, lot)
     if len(children) > 1:
         facts.notes.append(f"sliced into {len(children)} orders of at most "
                            f"{children[0].qty} (freeze {inst.freeze(day)})")
@@ -562,8 +576,8 @@ def _check_band(f: _Facts, ctx: CheckContext) -> Denial | None:
 
 
 def _check_slices(f: _Facts, ctx: CheckContext) -> Denial | None:
-    per_child = f.inst.max_lots_per_order(f.day) * f.lot
-    n = -(-f.order.qty // max(per_child, f.lot))
+    per_child = f.per_child
+    n = -(-f.order.qty // per_child)
     if n > ctx.config.max_slices:
         return Denial(code="too-many-slices", message=f"{f.order.qty} units needs {n} orders "
                       f"of at most {per_child}; the ceiling is {ctx.config.max_slices}",
@@ -650,7 +664,7 @@ def _crossed(f: _Facts, ctx: CheckContext) -> tuple[str, ...]:
     out: list[str] = []
     for sent in ctx.open_orders:
         r = sent.request
-        if r.contract != o.contract or r.side == o.side:
+        if r.side == o.side or r.contract != o.contract:
             continue
         mine, theirs = f.price, r.limit_price
         if mine is None or theirs is None or \

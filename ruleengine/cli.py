@@ -64,6 +64,30 @@ def _cmd_names(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_docs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .reference import REGENERATE, render_reference
+
+    text = render_reference()
+    path = Path(args.output)
+    if args.check:
+        try:
+            current = path.read_text(encoding="utf-8")
+        except OSError:
+            current = None
+        if current != text:
+            state = "is missing" if current is None else "is out of date"
+            print(f"{path} {state}; regenerate it with: {REGENERATE}", file=sys.stderr)
+            return EXIT_FINDINGS
+        print(f"{path} is up to date", file=sys.stderr)
+        return EXIT_OK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8", newline="\n")
+    print(f"wrote {path}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.schedule is not None:
         return _cmd_run_scheduled(args)
@@ -371,6 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--functions", action="store_true", help="list the function library")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd_names)
+
+    p = sub.add_parser("docs", help="write the policy reference (docs/reference.md) from the "
+                       "schemas, names, functions and finding codes")
+    p.add_argument("--output", default="docs/reference.md", help="file to write or check")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if the file differs from what would be written")
+    p.set_defaults(func=_cmd_docs)
     return parser
 
 

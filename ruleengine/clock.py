@@ -47,15 +47,17 @@ class WallClock:
 
     def sleep_until(self, when: datetime) -> None:
         when = _aware(when)
-        self._wake.clear()
-        while not self._wake.is_set():
+        while True:
             left = (when - self.now()).total_seconds()
             if left <= 0:
                 return
-            # wait in bounded steps so a suspended laptop or an NTP step is noticed promptly
-            self._wake.wait(min(left, 60.0))
+            # bounded steps, so a suspended laptop or an NTP step is noticed promptly
+            if self._wake.wait(min(left, 60.0)):
+                self._wake.clear()
+                return
 
     def wake(self) -> None:
+        """End the current sleep, or the next one if none is in progress (never lost)."""
         self._wake.set()
 
 

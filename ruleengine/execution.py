@@ -839,6 +839,9 @@ class ExecutionGateway:
             return
         if order.reprices >= cfg.max_reprices:
             return
+        if self._backlog(order.segment):
+            att.placed_at = now  # a re-price costs requests queued orders are waiting for
+            return
         price = self._fresh_price(order)
         if price is None or price == att.price:
             att.placed_at = now  # nothing better to offer; look again after another period
@@ -852,6 +855,9 @@ class ExecutionGateway:
         order.replacing, order.reprice_to = True, price
         self._note(now, f"{order.cid}: re-price {att.price} -> {price} (cancel and replace)")
         self._queue_cancel(order, att)
+
+    def _backlog(self, segment: str) -> bool:
+        return any(r.order.segment == segment for lane in self._lanes for r in lane)
 
     def _fresh_price(self, order: _Order) -> float | None:
         """A marketable limit from the latest quote, inside the exchange band (and, for an

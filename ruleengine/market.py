@@ -53,16 +53,18 @@ class UnderlyingState:
     day: date | None = None
 
     def move_pct(self, minutes: int) -> float | None:
-        """Move from the value at the start of the minute ``minutes`` ago."""
+        """Move from the value at the start of the minute ``minutes`` ago, or from the first
+        value of the session while it is younger than that (so a fast-move breaker works from
+        the first minute instead of failing safe for its whole window)."""
         if self.spot is None or not self.minute_marks:
             return None
         target = self.minute_marks[-1][0] - minutes
-        base: float | None = None
+        base = self.minute_marks[0][1]
         for minute, value in self.minute_marks:
             if minute > target:
                 break
             base = value
-        return None if base is None else (self.spot - base) / base * 100.0
+        return (self.spot - base) / base * 100.0
 
 
 @dataclass(slots=True)

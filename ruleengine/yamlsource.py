@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import yaml
 
@@ -32,9 +32,9 @@ MAX_NODES = 100_000
 
 Path_ = tuple[str | int, ...]
 
-_Loader = type[yaml.SafeLoader] | type[yaml.CSafeLoader]
+_Loader: TypeAlias = "type[yaml.SafeLoader] | type[yaml.CSafeLoader]"  # no CSafeLoader without C
 _PURE: _Loader = yaml.SafeLoader
-#: The parser used first: libyaml's when available.
+#: The parser tried first: libyaml's when PyYAML has it.
 _FAST: _Loader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
 
 _STANDARD_TAG = "tag:yaml.org,2002:"
@@ -153,7 +153,7 @@ def _parse(text: str, file: str, loader: _Loader) -> yaml.Node | None:
     return yaml.compose(text, Loader=loader)
 
 
-def _scan_events(text: str, file: str, loader: _Loader = _PURE) -> None:
+def _scan_events(text: str, file: str, loader: _Loader) -> None:
     """One streaming pass that bounds depth and refuses unsafe tags before any node is built.
 
     It also measures what each anchor expands to (values, and nesting below it), so an alias
@@ -163,19 +163,18 @@ def _scan_events(text: str, file: str, loader: _Loader = _PURE) -> None:
     depth = 0
     documents = 0
     total = 0  # values in the document with every alias expanded
-    written = 0  # values as written, an alias counted once
+    copied = 0  # of those, the values aliases stand for
     anchors: dict[str, tuple[int, int]] = {}  # anchor -> (values, depth below it)
     open_: list[list[Any]] = [[None, 0, 0]]  # per open collection: anchor, values, depth below
     for event in yaml.parse(text, Loader=loader):
-        cls = type(event)  # dispatch on the exact class: this loop runs once per value
-        if cls is yaml.ScalarEvent:
+        if isinstance(event, yaml.ScalarEvent):
             _check_tag(file, event)
             if event.anchor:
                 anchors[event.anchor] = (1, 0)
             size, below = 1, 0
-        elif cls is yaml.AliasEvent:
+        elif isinstance(event, yaml.AliasEvent):
             size, below = anchors.get(event.anchor or "", (1, 0))
-        elif cls is yaml.MappingStartEvent or cls is yaml.SequenceStartEvent:
+        elif isinstance(event, yaml.CollectionStartEvent):
             _check_tag(file, event)
             depth += 1
             if depth > MAX_DEPTH:
@@ -183,12 +182,11 @@ def _scan_events(text: str, file: str, loader: _Loader = _PURE) -> None:
                 raise _fail(file, m.line + 1, m.column + 1, "yaml-too-deep",
                             f"nesting deeper than {MAX_DEPTH} levels")
             total += 1
-            written += 1
             if total > MAX_NODES:
-                _too_many(file, event, total, written)
+                _too_many(file, event, total, copied)
             open_.append([event.anchor, 1, 0])
             continue
-        elif cls is yaml.MappingEndEvent or cls is yaml.SequenceEndEvent:
+        elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
             if len(open_) > 1:
                 anchor, size, below = open_.pop()
@@ -198,7 +196,7 @@ def _scan_events(text: str, file: str, loader: _Loader = _PURE) -> None:
                 open_[-1][2] = max(open_[-1][2], below + 1)
             continue
         else:
-            if cls is yaml.DocumentStartEvent:
+            if isinstance(event, yaml.DocumentStartEvent):
                 documents += 1
                 if documents > 1:
                     m = _mark(event.start_mark)
@@ -207,13 +205,14 @@ def _scan_events(text: str, file: str, loader: _Loader = _PURE) -> None:
             continue
         # A scalar, or an alias standing for everything under its anchor.
         total += size
-        written += 1
+        if isinstance(event, yaml.AliasEvent):
+            copied += size
         parent = open_[-1]
         parent[1] += size
         if below > parent[2]:
             parent[2] = below
         if total > MAX_NODES:
-            _too_many(file, event, total, written)
+            _too_many(file, event, total, copied)
         if depth + below > MAX_DEPTH:
             m = _mark(event.start_mark)
             raise _fail(file, m.line + 1, m.column + 1, "yaml-too-deep",
@@ -229,21 +228,20 @@ def _check_tag(file: str, event: yaml.Event) -> None:
                     "lists and mappings only")
 
 
-def _too_many(file: str, event: yaml.Event, total: int, written: int) -> None:
+def _too_many(file: str, event: yaml.Event, total: int, copied: int) -> None:
     """Refuse a document that passed the value budget: an alias bomb, or simply too large.
 
     It is an alias bomb when the alias just read pushed the count over, or when aliases
     supplied most of the values; otherwise the file holds too many values of its own.
     """
     m = _mark(event.start_mark)
-    through_aliases = total - written
-    if isinstance(event, yaml.AliasEvent) or through_aliases > written:
+    if isinstance(event, yaml.AliasEvent) or copied > total - copied:
         raise _fail(file, m.line + 1, m.column + 1, "yaml-alias-bomb",
                     f"aliases expand to more than {MAX_NODES:,} values")
-    copies = f", {through_aliases:,} of them copied by aliases" if through_aliases else ""
+    copies = f", {copied:,} of them copied by aliases" if copied else ""
     raise _fail(file, m.line + 1, m.column + 1, "yaml-too-large",
                 f"file holds more than {MAX_NODES:,} values{copies}; policy files may hold at "
-                f"most {MAX_NODES:,} (keys, list items and values each count)")
+                f"most {MAX_NODES:,}, counting keys and list items")
 
 
 def _tag_as_written(tag: str) -> str:

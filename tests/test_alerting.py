@@ -312,7 +312,7 @@ def test_another_alert_carries_a_due_digest_without_a_timer() -> None:
     router.route("warning", "A", now=at(5))
     out = router.route("info", "B", now=at(61))
     assert [(d.title, d.body) for d in out] == [
-        ("B", ""), ("A", "\n(+1 similar suppressed; the last at 09:15:05)")]
+        ("B", ""), ("A", "(+1 similar suppressed; the last at 09:15:05)")]
 
 
 def test_final_flush_reports_every_held_back_count_at_once() -> None:
@@ -390,7 +390,7 @@ def test_storm_of_1000_distinct_alerts_is_held_to_the_rate_limit() -> None:
                 if (m := re.search(r"\(\+(\d+) other alerts? dropped", body))]
     assert len(reported) == 19 and sum(reported) == 961 - 49
     (d,) = router.route("info", "next", now=at(63))
-    assert d.body == "\n(+49 other alerts dropped by this sink's rate limit)"
+    assert d.body == "(+49 other alerts dropped by this sink's rate limit)"
     assert router.stats().sinks["log"].rate_limited_unreported == 0
 
 
@@ -527,7 +527,7 @@ def test_a_failed_message_keeps_its_rate_limit_count_for_the_next_success() -> N
     router.route("info", "c", now=at(10))  # carries the count, but fails
     sinks["log"].fail = None
     router.route("info", "d", now=at(20))
-    assert sinks["log"].sent[-1][2] == "\n(+1 other alert dropped by this sink's rate limit)"
+    assert sinks["log"].sent[-1][2] == "(+1 other alert dropped by this sink's rate limit)"
 
 
 # -- decisions ------------------------------------------------------------------------------------
@@ -590,3 +590,12 @@ def test_route_decision_is_one_call_per_decision() -> None:
 
 def test_alert_sink_contract_is_satisfied_by_the_test_sink() -> None:
     assert isinstance(RecordingSink("x"), AlertSink)
+
+
+def test_dedup_memory_of_expired_keys_is_pruned() -> None:
+    router, sinks = recording_router({"log": {"type": "log", "rate_limit": {
+        "messages": 10_000, "per": "1s"}}}, dedup_window="1s")
+    for i in range(5000):
+        router.route("info", f"order {i}", now=at(i))  # each key expires before the next
+    assert len(sinks["log"].sent) == 5000
+    assert len(router._seen) <= 1025

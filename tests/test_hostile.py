@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from ruleengine import yamlsource
 from ruleengine.errors import ExpressionError, Finding, PolicyError
 from ruleengine.expr import compile_expr
 from ruleengine.names import Registry
 from ruleengine.policyset import lint
-from ruleengine.yamlsource import MAX_BYTES, load_text
+from ruleengine.yamlsource import MAX_BYTES, MAX_NODES, load_text
 
 LIMIT_S = 1.0
 
@@ -160,3 +161,34 @@ def test_large_text_refused_before_parsing() -> None:
     assert [f.code for f in err.value.findings] == ["yaml-too-large"]
     assert time.perf_counter() - start < LIMIT_S
 
+
+
+def plain_values_policy(path: Path) -> tuple[Path, int]:
+    """A file just under the byte bound holding ~330,000 plain values and no alias.
+
+    Returns the path and the column of the value that passes the value budget: the values
+    before the list are the top mapping, 'kind', 'risk', 'version', '1', 'values' and the list.
+    """
+    head = "kind: risk\nversion: 1\nvalues: ["
+    count = (MAX_BYTES - len(head) - 3) // 3
+    path.write_text(head + "1, " * count + "1]\n", encoding="utf-8")
+    assert MAX_BYTES - 1_000 < path.stat().st_size <= MAX_BYTES
+    item = MAX_NODES + 1 - 7  # the list item that is the 100,001st value
+    return path, len("values: [") + 1 + 3 * (item - 1)
+
+
+def test_many_plain_values_refused_as_too_large_not_as_alias_bomb(tmp_path: Path) -> None:
+    path, col = plain_values_policy(tmp_path / "values.yaml")
+    finding = only_error(lint([path]))
+    assert (finding.code, finding.line, finding.col) == ("yaml-too-large", 3, col)
+    assert f"more than {MAX_NODES:,} values" in finding.message
+    assert "alias" not in finding.message
+
+
+@pytest.mark.skipif(yamlsource._FAST is yamlsource._PURE, reason="PyYAML was built without "
+                    "libyaml; the pure-Python parser needs seconds to read 100,000 values")
+def test_many_plain_values_refused_quickly(tmp_path: Path) -> None:
+    path, _ = plain_values_policy(tmp_path / "values.yaml")
+    findings, elapsed = timed_lint(path)
+    assert only_error(findings).code == "yaml-too-large"
+    assert elapsed < LIMIT_S

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from ruleengine import yamlsource
 from ruleengine.errors import Finding, PolicyError
-from ruleengine.yamlsource import MAX_BYTES, MAX_DEPTH, Loc, load_file, load_text
+from ruleengine.yamlsource import MAX_BYTES, MAX_DEPTH, MAX_NODES, Loc, load_file, load_text
 
 TEXT = """\
 # a comment
@@ -85,7 +86,7 @@ def test_small_aliases_are_expanded() -> None:
     assert doc.data["a"] == [1, 2]  # expanded copies, not shared lists
 
 
-@pytest.mark.parametrize(("text", "code", "line", "col"), [
+REFUSALS = [
     ("a: [1, 2\nb: 3\n", "yaml-syntax", 2, 2),
     ("a: 1\n---\nb: 2\n", "yaml-syntax", 2, 1),
     ("a: b: c\n", "yaml-syntax", 1, 5),
@@ -101,7 +102,10 @@ def test_small_aliases_are_expanded() -> None:
     ("a: " + "[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5) + "\n", "yaml-too-deep", 1, 67),
     ("a: .inf\n", "schema-value", 1, 4),
     ("a: .NaN\n", "schema-value", 1, 4),
-])
+]
+
+
+@pytest.mark.parametrize(("text", "code", "line", "col"), REFUSALS)
 def test_refusals_are_located(text: str, code: str, line: int, col: int) -> None:
     finding = refusal(text)
     assert (finding.file, finding.code, finding.line, finding.col) == ("p.yaml", code, line,
@@ -111,6 +115,57 @@ def test_refusals_are_located(text: str, code: str, line: int, col: int) -> None
 def test_syntax_error_names_where_the_construct_started() -> None:
     finding = refusal("a: [1, 2\nb: 3\n")
     assert "starts at line 1, column 4" in finding.message
+    # libyaml says "did not find expected ',' or ']'"; the pure-Python wording names the culprit
+    assert finding.message.startswith("expected ',' or ']', but got ':'")
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["default-parser", "pure-python-parser"])
+def test_both_parsers_give_the_same_answers(pure: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if pure:
+        monkeypatch.setattr(yamlsource, "_FAST", yamlsource._PURE)
+    doc = load_text(TEXT, "p.yaml")
+    assert doc.loc(("kind",)) == Loc(2, 7, None)  # libyaml's '' plain style reads as None
+    assert doc.loc(("rules", 0, "when")) == Loc(7, 11, '"')
+    assert doc.loc(("rules", 0, "message")) == Loc(9, 14, "|")
+    for text, code, line, col in REFUSALS:
+        finding = refusal(text)
+        assert (finding.code, finding.line, finding.col) == (code, line, col), text
+
+
+@pytest.mark.parametrize(("written", "shown"), [
+    ("!!python/object/apply:os.system [ls]", "'!!python/object/apply:os.system'"),
+    ("!!python/name:os.system", "'!!python/name:os.system'"),
+    ("!!binary aGVsbG8=", "'!!binary'"),
+    ("!custom 3", "'!custom'"),
+    ("!<tag:example.com,2024:x> 3", "'!<tag:example.com,2024:x>'"),
+])
+def test_forbidden_tag_is_shown_as_written(written: str, shown: str) -> None:
+    finding = refusal(f"a: {written}\n")
+    assert finding.code == "yaml-forbidden-tag"
+    assert finding.message.startswith(f"tag {shown} is not allowed")
+    assert "tag:yaml.org" not in finding.message
+
+
+def test_too_many_plain_values_is_too_large_not_an_alias_bomb() -> None:
+    finding = refusal("a: [" + "1, " * MAX_NODES + "1]\n")
+    assert finding.code == "yaml-too-large"
+    # The top mapping, 'a' and the list are three values: item 99,998 is the 100,001st.
+    assert (finding.line, finding.col) == (1, 5 + 3 * (MAX_NODES - 3))
+    assert finding.message.startswith(f"file holds more than {MAX_NODES:,} values;")
+
+
+def test_a_small_alias_does_not_make_a_large_file_an_alias_bomb() -> None:
+    finding = refusal("a: &a [x, x, x]\nb: [*a, *a]\nc: [" + "1, " * MAX_NODES + "1]\n")
+    assert finding.code == "yaml-too-large"
+    assert ", 8 of them copied by aliases;" in finding.message  # two aliases of four values
+
+
+def test_aliases_supplying_most_values_are_an_alias_bomb() -> None:
+    # Aliases copy 60,000 values; 50,000 plain values after them tip the count over.
+    text = ("a: &a [" + ", ".join(["x"] * 999) + "]\nb: [" + ", ".join(["*a"] * 60) + "]\n"
+            "c: [" + "1, " * 50_000 + "1]\n")
+    finding = refusal(text)
+    assert (finding.code, finding.line) == ("yaml-alias-bomb", 3)
 
 
 def test_alias_bomb_points_at_the_alias() -> None:
