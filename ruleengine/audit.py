@@ -76,6 +76,8 @@ def event_payload(event: Event) -> dict[str, Any]:
         if f.name in ("ts", "source"):
             continue
         value = getattr(event, f.name)
+        if f.name == "received" and value is None:
+            continue
         if isinstance(value, (datetime, date)):
             value = value.isoformat()
         out[f.name] = value

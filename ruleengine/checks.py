@@ -50,6 +50,32 @@ if TYPE_CHECKING:
     from .state import EngineState
 
 
+__all__ = [
+    "DENIAL_CODES",
+    "Band",
+    "Check",
+    "CheckConfig",
+    "CheckContext",
+    "CheckResult",
+    "Confirm",
+    "Denial",
+    "ExchangeBands",
+    "Limits",
+    "Sent",
+    "SentOrder",
+    "check_all",
+    "check_order",
+    "context_for",
+    "derived_client_id",
+    "gateway",
+    "order_limits",
+    "review_groups",
+    "review_reason",
+    "slice_order",
+    "validated_policy",
+]
+
+
 def gateway(order: OrderRequest, scopes: dict[str, ScopeState]) -> tuple[str | None, ScopeState]:
     chain = scope_chain(order.contract.underlying, order.strategy_id)
     state = effective(scopes, chain)

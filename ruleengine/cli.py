@@ -21,6 +21,10 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 
 def _cmd_lint(args: argparse.Namespace) -> int:
+    usage = _dry_run_usage(args)
+    if usage:
+        print(f"ruleengine lint: {usage}", file=sys.stderr)
+        return EXIT_USAGE
     findings = lint(args.paths, strict=args.strict)
     errors = [f for f in findings if f.severity == "error"]
     if args.format == "json":
@@ -33,7 +37,42 @@ def _cmd_lint(args: argparse.Namespace) -> int:
             print(f"{len(errors)} error(s), {warnings} warning(s)", file=sys.stderr)
         else:
             print("no problems found", file=sys.stderr)
-    return EXIT_FINDINGS if errors else EXIT_OK
+    if errors or args.dry_run is None:
+        return EXIT_FINDINGS if errors else EXIT_OK
+    return _cmd_dry_run(args)
+
+
+# -- dry run: lint --dry-run DATA [--compare OTHER] (operating it) ------------------------------
+def _dry_run_usage(args: argparse.Namespace) -> str:
+    if args.dry_run is None and (args.compare or args.prev_close is not None):
+        return "--compare and --prev-close go with --dry-run DATA"
+    if args.dry_run is not None and args.format == "json":
+        return "--dry-run prints a text timeline; drop --format json"
+    return ""
+
+
+def _cmd_dry_run(args: argparse.Namespace) -> int:
+    """Replay DATA through the linted policies (paper broker, throwaway audit database) and
+    print the timeline, or with --compare how another policy folder would have differed."""
+    from .dryrun import compare, compare_paths, dry_run
+    from .errors import ConfigError, FeedError
+
+    try:
+        first = dry_run(args.dry_run, args.paths, prev_close=args.prev_close)
+        if args.compare is None:
+            print(first.render())
+            return EXIT_OK
+        other = dry_run(args.dry_run, compare_paths(args.paths, args.compare),
+                        prev_close=first.prev_close)
+    except (ConfigError, FeedError, ValueError) as exc:  # no such file, or not a bar file
+        print(f"ruleengine lint --dry-run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RuleEngineError as exc:
+        print(f"ruleengine lint --dry-run: {exc}", file=sys.stderr)
+        return EXIT_FINDINGS
+    print(compare(first, other).render())
+    return EXIT_OK
+# -- end dry run ----------------------------------------------------------------------------------
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -88,6 +127,32 @@ def _cmd_docs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- test: policy regression tests (operating it, item 3) -------------------------------------
+def _cmd_test(args: argparse.Namespace) -> int:
+    """``test [PATH ...] [--coverage]``: run the ``*_test.yaml`` policy tests under the paths
+    against the policy set loaded from the same folders, like a test runner."""
+    from pathlib import Path
+
+    from .policytest import DEFAULT_PATHS, run_tests
+
+    paths = args.paths or [p for p in DEFAULT_PATHS if Path(p).exists()]
+    missing = [p for p in paths if not Path(p).exists()]
+    if not paths or missing:
+        print(f"ruleengine test: no such file or folder: {', '.join(missing or DEFAULT_PATHS)}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    report = run_tests(paths, on_output=lambda text: print(text, flush=True))
+    if not report.files:
+        print(f"ruleengine test: no policy tests (*_test.yaml) under {' '.join(paths)}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    print(report.summary())
+    if args.coverage and report.coverage is not None:
+        print(report.coverage.render())
+    return EXIT_OK if report.ok(need_coverage=args.coverage) else EXIT_FINDINGS
+# -- end test -----------------------------------------------------------------------------------
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.schedule is not None:
         return _cmd_run_scheduled(args)
@@ -98,7 +163,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     feed = args.feed or f"synthetic:{args.scenario}"
     config = RunConfig(policies=tuple(args.policies), strategies=tuple(args.strategies),
                        feed=feed, db=args.db, seed=args.seed, data_seed=args.data_seed,
-                       pace_s=args.pace,
+                       pace_s=args.pace, reload=args.reload,
+                       allow_loosening=args.allow_loosening,
                        progress=not args.no_progress and sys.stderr.isatty())
     try:
         outcome = run(config)
@@ -313,6 +379,35 @@ def _cmd_orders(args: argparse.Namespace) -> int:
 # -- end orders ---------------------------------------------------------------------------------
 
 
+# -- reload approve: let a held, loosening policy change go live (operating it) -----------------
+def _cmd_reload(args: argparse.Namespace) -> int:
+    """``reload approve REVISION``: queued in the audit store's commands table; a run started
+    with ``--reload`` takes it on its next tick and swaps that revision in if it is held."""
+    import getpass
+    import re
+    from datetime import datetime
+
+    from .audit import AuditStore
+    from .reload import APPROVE_COMMAND
+
+    revision = args.revision.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{8,64}", revision):
+        print("ruleengine reload approve: REVISION is the policy revision (at least 8 hex "
+              "digits) from the held-change alert", file=sys.stderr)
+        return EXIT_USAGE
+    store = AuditStore(args.db)
+    try:
+        ident = store.add_command(APPROVE_COMMAND, args.reason, who=args.who or getpass.getuser(),
+                                  created=datetime.now().isoformat(timespec="seconds"),
+                                  rule_id=revision)
+    finally:
+        store.close()
+    print(f"approval of policy {revision[:12]} queued as command {ident}; the running engine "
+          "takes it on its next tick")
+    return EXIT_OK
+# -- end reload approve ---------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ruleengine", description=__doc__.splitlines()[0]
                                      if __doc__ else None)
@@ -322,6 +417,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="policy files or folders")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    p.add_argument("--dry-run", metavar="DATA", help="then replay a recorded file (replay "
+                   "formats) through these policies with the paper broker and print what "
+                   "would have fired and which orders would have gone out")
+    p.add_argument("--compare", metavar="OTHER_POLICY_DIR", help="with --dry-run: also run "
+                   "another policy folder (with these strategies unless it has its own) and "
+                   "print where the two decided differently")
+    p.add_argument("--prev-close", type=float, metavar="PRICE", help="with --dry-run: the "
+                   "previous session's close (default: the first bar's open)")
     p.set_defaults(func=_cmd_lint)
 
     p = sub.add_parser("run", help="run a trading day: synthetic data and the paper broker by "
@@ -335,6 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="seed of the paper broker's fills")
     p.add_argument("--data-seed", type=int, default=1, help="seed of the synthetic market")
     p.add_argument("--pace", type=float, default=0.0, help="seconds to wait per tick")
+    p.add_argument("--reload", action="store_true", help="watch the policy and strategy "
+                   "folders; a valid edit is swapped in between two ticks, an invalid one "
+                   "raises an alert and changes nothing")
+    p.add_argument("--allow-loosening", action="store_true", help="with --reload: apply edits "
+                   "that loosen a hard limit during market hours without `reload approve`")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--schedule", nargs="?", const="today", metavar="FROM[..TO]",
                    help="run the schedule policy's daily jobs: today on the wall clock, or "
@@ -375,6 +483,27 @@ def build_parser() -> argparse.ArgumentParser:
         o.add_argument("--db", default="ruleengine.db")
     p.set_defaults(func=_cmd_orders)
     # -- end orders ---------------------------------------------------------------------------
+
+    # -- reload approve (operating it) ----------------------------------------------------------
+    p = sub.add_parser("reload", help="hot reload: approve a held policy change")
+    rsub = p.add_subparsers(dest="reload_action", required=True)
+    r = rsub.add_parser("approve", help="apply a held change that loosens a hard limit")
+    r.add_argument("revision", help="the policy revision (or its first 8+ hex digits) named in "
+                   "the held-change alert")
+    r.add_argument("--reason", default="", help="why; recorded in the audit trail")
+    r.add_argument("--who", default="", help="who approves (default: the login name)")
+    r.add_argument("--db", default="ruleengine.db")
+    p.set_defaults(func=_cmd_reload)
+    # -- end reload approve ---------------------------------------------------------------------
+
+    # -- test: policy regression tests (operating it, item 3) ---------------------------------
+    p = sub.add_parser("test", help="run the policy tests (*_test.yaml) beside the policies")
+    p.add_argument("paths", nargs="*", help="test files or folders; the policy set is loaded "
+                   "from the same folders (default: policies strategies)")
+    p.add_argument("--coverage", action="store_true", help="list guard rules no case makes fire "
+                   "or shows not firing; any such rule fails the run")
+    p.set_defaults(func=_cmd_test)
+    # -- end test -----------------------------------------------------------------------------
 
     p = sub.add_parser("status", help="trading state per scope, overrides, why each halt happened")
     p.add_argument("--db", default="ruleengine.db")

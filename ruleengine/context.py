@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from .dataquality import DQParams, divergence_pct
 from .events import Contract
 from .instruments import Instrument
 from .market import (
@@ -63,16 +64,6 @@ class LazyValues(dict[str, Any]):
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Staleness:
-    """Seconds after which each class of price stops being trusted (from data_quality)."""
-
-    underlying: float = 3.0
-    futures: float = 5.0
-    options: float = 10.0
-    vix: float = 60.0
-
-
 def _age(now: datetime, then: datetime | None) -> float | None:
     return None if then is None else (now - then).total_seconds()
 
@@ -112,7 +103,7 @@ def next_expiry(u: UnderlyingState, inst: Instrument | None, today: date) -> dat
 
 
 def market_values(market: MarketState, u: UnderlyingState, inst: Instrument | None,
-                  stale: Staleness) -> Values:
+                  stale: DQParams) -> Values:
     now = market.now
     assert now is not None
     v: Values = {}
@@ -158,8 +149,16 @@ def market_values(market: MarketState, u: UnderlyingState, inst: Instrument | No
         v["feed.vix_age_s"] = vix_age
     if chain_age is not None:
         v["feed.chain_age_s"] = chain_age
-    v["feed.healthy"] = (spot_age is not None and spot_age <= stale.underlying
-                         and vix_age is not None and vix_age <= stale.vix)
+    v["feed.healthy"] = (spot_age is not None and spot_age <= stale.stale_underlying_s
+                         and vix_age is not None and vix_age <= stale.stale_vix_s)
+    if u.feeds.active is not None:
+        v["feed.source"] = u.feeds.active
+    v["feed.divergence_pct"] = divergence_pct(u.feeds)
+    v["feed.in_auction"] = u.feeds.auction_until is not None and now < u.feeds.auction_until
+    v["feed.suspect"] = any(t.suspect is not None for t in u.feeds.sources.values())
+    v["feed.chain_strikes"] = u.chain_strikes
+    v["feed.chain_ok"] = (chain_age is not None and chain_age <= stale.stale_options_s
+                          and u.chain_strikes >= stale.min_strikes_each_side)
     return v
 
 

@@ -23,6 +23,7 @@ DecisionKind = Literal[
     "data_quality",    # a tick classified or rejected
     "operator",        # a person's command taken
     "fill",            # a fill booked into positions, with its charges
+    "reload",          # a new policy set swapped in between ticks, with its diff (reload.py)
 ]
 
 

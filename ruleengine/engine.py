@@ -18,7 +18,6 @@ from typing import Any
 from .checks import gateway, order_limits
 from .context import (
     LazyValues,
-    Staleness,
     Values,
     account_values,
     expiry_values,
@@ -27,6 +26,7 @@ from .context import (
     strategy_values,
 )
 from .contracts import OrderRequest, Purpose
+from .dataquality import DQParams
 from .decisions import Decision
 from .events import (
     Event,
@@ -68,11 +68,10 @@ class Engine:
         runs = {s.id: StrategyRun(spec=s) for s in policy.strategies}
         for run in runs.values():
             make_run_indicators(run)
-        self.state = EngineState(policy=policy, market=MarketState(),
+        self.state = EngineState(policy=policy, market=MarketState(params=_dq_params(policy)),
                                  portfolio=Portfolio(charge_fn=charge_fn or _no_charges),
                                  runs=runs, peak_equity=policy.capital)
         self.execution = _execution_params(policy)
-        self.staleness = _staleness(policy)
         self.capital = policy.capital
         self._loaders: dict[str, dict[str, Callable[[], Values]]] = {}
         self._cache: dict[str, Values] = {}
@@ -98,17 +97,29 @@ class Engine:
         st.policy, st.runs = policy, runs
         self._loaders = {}
         self.execution = _execution_params(policy)
-        self.staleness = _staleness(policy)
+        st.market.params = _dq_params(policy)
 
     # -- the tick ------------------------------------------------------------------------------
     def tick(self, events: Sequence[Event]) -> TickResult:
         st = self.state
         now = max(e.ts for e in events)
+        if st.market.now is not None and now < st.market.now:
+            now = st.market.now  # a late event never moves the engine's clock backwards
         st.decisions, st.outbox, st.cancels = [], [], []
         if st.day != now.date():
             self._new_day(now)
         for event in events:
             self._ingest(event, now)
+        st.market.maintain(now)
+        if st.market.notes:
+            emit = self._emit_at(now)
+            for verdict, detail in st.market.notes:
+                emit("data_quality", scope=f"underlying:{detail['instrument']}"
+                     if detail.get("instrument") not in (None, "VIX") else "account",
+                     result={"classification": verdict, **detail},
+                     message=f"{detail.get('instrument')} {verdict.replace('_', ' ')}"
+                             f" ({detail.get('source', '')})")
+            st.market.notes = []
         self._now = now
         self._cache = {}
         scope_values: dict[str, Values] = {}
@@ -184,7 +195,7 @@ class Engine:
             return {}
         st = self.state
         return market_values(st.market, st.market.underlying(underlying),
-                             st.policy.instruments.get(underlying), self.staleness)
+                             st.policy.instruments.get(underlying), st.market.params)
 
     def _session(self, underlying: str | None) -> Values:
         now = self._now
@@ -250,17 +261,12 @@ class Engine:
                 self._data_quality(event, verdict, now)
 
     def _data_quality(self, event: Event, verdict: str, now: datetime) -> None:
-        key = f"dq:{event.source}:{type(event).__name__}"
-        runs = self.state.runs
-        first = next(iter(runs.values()), None)
-        if first is not None and first.edges.get(key) == verdict:
-            return
-        if first is not None:
-            first.edges[key] = verdict
+        """Every tick kept out of prices is recorded with its reason, never silently dropped."""
         value = getattr(event, "value", None)
         self._emit_at(now)("data_quality", result={"classification": verdict,
                                                    "event": type(event).__name__,
-                                                   "value": value, "source": event.source},
+                                                   "value": value, "source": event.source,
+                                                   "ts": event.ts.isoformat()},
                            message=f"{type(event).__name__} at {event.ts:%H:%M:%S} classified "
                                    f"{verdict}; not used for prices")
 
@@ -546,13 +552,6 @@ def _execution_params(policy: PolicySet) -> ExecutionParams:
                            entry_timeout_s=parse_duration(d["entry_timeout"]))
 
 
-def _staleness(policy: PolicySet) -> Staleness:
+def _dq_params(policy: PolicySet) -> DQParams:
     docs = policy.of_kind("data_quality")
-    if not docs:
-        return Staleness()
-    s = docs[0]["stale_after"]
-    return Staleness(underlying=parse_duration(s["underlying"]),
-                     futures=parse_duration(s["futures"]),
-                     options=parse_duration(s["options"]), vix=parse_duration(s["vix"]))
-
-
+    return DQParams.from_policy(docs[0] if docs else None)

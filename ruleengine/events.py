@@ -41,8 +41,13 @@ class Contract:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
+    """``received`` is when a live adapter received the event (its own clock, set at the edge);
+    replays and simulations leave it None. It lets the engine spot a source whose clock runs
+    ahead (a timestamp in the future) without ever reading a clock itself."""
+
     ts: datetime
     source: str = ""
+    received: datetime | None = None
 
 
 # -- market data ------------------------------------------------------------------------------

@@ -68,6 +68,23 @@ from .sizing import ExecutionParams, marketable_limit
 if TYPE_CHECKING:
     from .policyset import PolicySet
 
+__all__ = [
+    "EXECUTION_CODES",
+    "LANE_CANCEL",
+    "LANE_ENTRY",
+    "LANE_EXIT",
+    "SOURCE",
+    "ExecutionConfig",
+    "ExecutionGateway",
+    "FollowUp",
+    "Lane",
+    "ModifyingBroker",
+    "RateLimiter",
+    "SentRequest",
+    "SlidingWindow",
+    "Window",
+]
+
 #: Reason codes of the rejections this layer synthesizes (``"<code>: <detail>"``).
 EXECUTION_CODES: dict[str, str] = {
     "broker-rejected": "the broker refused the placement",
@@ -375,6 +392,23 @@ class ExecutionGateway:
         return cls(broker, ExecutionConfig.from_policy_set(policy), seed=seed,
                    instruments=policy.instruments, quotes=quotes, checks=checks, review=review)
 
+    def swap_policy(self, policy: PolicySet) -> None:
+        """Take a reloaded policy set between ticks. The windows keep every request already
+        sent, so a reload can never reset the broker's or SEBI's count."""
+        self.config = ExecutionConfig.from_policy_set(policy)
+        self._checks = CheckConfig.from_policy_set(policy)
+        self._instruments = policy.instruments
+        limiter = RateLimiter(self.config.windows_for(self.broker.name),
+                              self.config.segment_limits)
+        for s in self.sent:
+            limiter.record(s.segment, s.ts)
+        self.limiter = limiter
+
+    def close(self) -> None:
+        """Release the review queue's database handle."""
+        if self._review is not None:
+            self._review.close()
+
     # -- the runner's interface ----------------------------------------------------------------
     def submit(self, orders: Sequence[OrderRequest], cancels: Sequence[str],
                now: datetime) -> None:
@@ -486,6 +520,9 @@ class ExecutionGateway:
                       not_before: datetime | None = None) -> None:
         if att.cancel_state in ("queued", "sent") or att.state == "done":
             return
+        if att.modifying:  # a cancel overrides a re-price still waiting to be sent
+            self._drop_requests(att, "modify")
+            att.modifying = False
         att.cancel_state = "queued"
         self._queue(_Req(kind="cancel", order=order, attempt=att, not_before=not_before))
 
@@ -794,6 +831,8 @@ class ExecutionGateway:
                     held, att.held = att.held, None
                     self._note(now, f"{att.tag}: cancel confirmation released without "
                                     f"{held.filled_qty - att.filled} units of fills")
+                    # fills still on the way would overfill a replacement: close instead
+                    order.replacing = False
                     self._attempt_cancelled(order, att, now, held.source)
             if order.done:
                 continue

@@ -19,7 +19,7 @@ from .policyset import Rule
 from .state import EngineState, RuleStatus
 from .tradingstate import ScopeState, TradingState
 
-GUARD_KINDS = frozenset({"risk", "circuit_breakers"})
+GUARD_KINDS = frozenset({"risk", "circuit_breakers", "data_quality"})
 RISKY_ACTIONS = frozenset({"halt", "reduce_only", "square_off", "disable_strategy"})
 _ACTION_STATE = {"halt": TradingState.HALTED, "reduce_only": TradingState.REDUCE_ONLY,
                  "disable_strategy": TradingState.HALTED}

@@ -13,6 +13,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from .errors import Finding
+from .calendar import check_schedule
 from .instruments import Instrument
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ def check_documents(docs: list[LoadedDoc], rules: list[Rule],
     findings += _references(docs, instruments)
     findings += _order_limits(docs, instruments)
     findings += _brakes(docs, rules)
+    findings += [f for d in docs if d.kind == "schedule" for f in check_schedule(d)]
     return findings
 
 

@@ -7,10 +7,12 @@ auction-indicative value is trading on a price nobody could deal at.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from .dataquality import DQParams, InstrumentFeeds, Note, maintain, screen
 from .events import (
     Bar,
     ChainSnapshot,
@@ -51,20 +53,22 @@ class UnderlyingState:
     expiries: tuple[date, ...] = ()
     minute_marks: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=32))
     day: date | None = None
+    chain_expiry: date | None = None
+    chain_strikes: int = 0  # valid strikes on the thinner side of ATM, both CE and PE
+    feeds: InstrumentFeeds = field(default_factory=InstrumentFeeds)
 
     def move_pct(self, minutes: int) -> float | None:
-        """Move from the value at the start of the minute ``minutes`` ago, or from the first
-        value of the session while it is younger than that (so a fast-move breaker works from
-        the first minute instead of failing safe for its whole window)."""
+        """Move from the oldest price inside the last ``minutes`` (from the minute it started).
+        Only prices inside the window count, so a session younger than the window, or the
+        first minutes after a halt, measure from their own first price rather than from
+        before the gap."""
         if self.spot is None or not self.minute_marks:
             return None
         target = self.minute_marks[-1][0] - minutes
-        base = self.minute_marks[0][1]
         for minute, value in self.minute_marks:
-            if minute > target:
-                break
-            base = value
-        return (self.spot - base) / base * 100.0
+            if minute >= target:
+                return (self.spot - value) / value * 100.0
+        return None
 
 
 @dataclass(slots=True)
@@ -76,6 +80,9 @@ class MarketState:
     vix_prev_close: float | None = None
     vix_low: float | None = None
     now: datetime | None = None
+    params: DQParams = field(default_factory=DQParams)
+    vix_feeds: InstrumentFeeds = field(default_factory=InstrumentFeeds)
+    notes: list[Note] = field(default_factory=list)  # drained by the engine each tick
 
     def underlying(self, symbol: str) -> UnderlyingState:
         u = self.underlyings.get(symbol)
@@ -88,7 +95,7 @@ class MarketState:
         if self.now is None or event.ts > self.now:
             self.now = event.ts
         if isinstance(event, IndexTick):
-            return self._index(event.underlying, event.value, event.ts)
+            return self._index(event)
         if isinstance(event, Bar):
             return None  # bars feed indicators; their closing value arrives as an IndexTick
         if isinstance(event, Quote):
@@ -108,12 +115,20 @@ class MarketState:
             u.chain_ts = event.ts
             if event.expiry not in u.expiries:
                 u.expiries = tuple(sorted((*u.expiries, event.expiry)))
+            if u.chain_expiry is None or event.expiry <= u.chain_expiry or \
+                    u.chain_expiry < event.ts.date():
+                u.chain_expiry = event.expiry
+                u.chain_strikes = valid_strikes_each_side(event)
             return None
         if isinstance(event, VixTick):
             if not in_session(event.ts):
                 return "out_of_session"
-            self.vix, self.vix_ts = event.value, event.ts
-            self.vix_low = event.value if self.vix_low is None else min(self.vix_low, event.value)
+            ok, notes = screen(self.vix_feeds, event.source, event.ts, event.value,
+                               event.received, self.params, "VIX")
+            self.notes.extend(notes)
+            if ok and self.vix_feeds.active in (None, event.source):
+                self.vix_feeds.active = event.source
+                self._set_vix(event.value, event.ts)
             return None
         if isinstance(event, PreviousClose):
             u = self.underlying(event.underlying)
@@ -123,13 +138,24 @@ class MarketState:
             return None
         return None
 
-    def _index(self, symbol: str, value: float, ts: datetime) -> str | None:
+    def _index(self, event: IndexTick) -> str | None:
+        ts = event.ts
         secs = seconds_of_day(ts)
         if secs < SESSION_OPEN_S:
             return "pre_open"
         if secs > SESSION_CLOSE_S:
             return "post_close"
-        u = self.underlying(symbol)
+        u = self.underlying(event.underlying)
+        ok, notes = screen(u.feeds, event.source, ts, event.value, event.received, self.params,
+                           event.underlying)
+        self.notes.extend(notes)
+        if ok and u.feeds.active in (None, event.source):
+            u.feeds.active = event.source
+            self._set_spot(u, event.value, ts)
+        return None
+
+    def _set_spot(self, u: UnderlyingState, value: float, ts: datetime) -> None:
+        secs = seconds_of_day(ts)
         if u.day != ts.date():
             if u.day is not None and u.spot is not None:
                 u.prev_close = u.spot
@@ -137,12 +163,34 @@ class MarketState:
             u.minute_marks.clear()
             self.vix_low = self.vix
         u.spot, u.spot_ts = value, ts
-        u.high = value if u.high is None else max(u.high, value)
-        u.low = value if u.low is None else min(u.low, value)
+        if value > (u.high or value):
+            u.high = value
+        if value < (u.low or value):
+            u.low = value
         minute = secs // 60
         if not u.minute_marks or u.minute_marks[-1][0] != minute:
             u.minute_marks.append((minute, value))
-        return None
+
+    def _set_vix(self, value: float, ts: datetime) -> None:
+        self.vix, self.vix_ts = value, ts
+        self.vix_low = value if self.vix_low is None else min(self.vix_low, value)
+
+    def maintain(self, now: datetime) -> None:
+        """Fail over or back between feeds; a switch makes the new feed's value the price."""
+        p = self.params
+        for u in self.underlyings.values():
+            before = u.feeds.active
+            self.notes.extend(maintain(u.feeds, now, p.stale_underlying_s, p, u.symbol))
+            if u.feeds.active != before and u.feeds.active is not None:
+                t = u.feeds.sources[u.feeds.active]
+                if t.value is not None and t.ts is not None:
+                    self._set_spot(u, t.value, t.ts)
+        before = self.vix_feeds.active
+        self.notes.extend(maintain(self.vix_feeds, now, p.stale_vix_s, p, "VIX"))
+        if self.vix_feeds.active != before and self.vix_feeds.active is not None:
+            t = self.vix_feeds.sources[self.vix_feeds.active]
+            if t.value is not None and t.ts is not None:
+                self._set_vix(t.value, t.ts)
 
     def mark_price(self, contract: Contract) -> float | None:
         """Mid when both sides are quoted, else the last price; None when never quoted."""
@@ -152,3 +200,32 @@ class MarketState:
         if q.bid is not None and q.ask is not None and q.bid > 0:
             return (q.bid + q.ask) / 2.0
         return q.ltp
+
+
+def valid_strikes_each_side(chain: ChainSnapshot) -> int:
+    """Unbroken run of strikes, outward from ATM on the thinner side, whose call and put both
+    have a usable quote (bid > 0, ask above bid). A hole next to ATM is what breaks a strategy,
+    so strikes beyond a missing one do not count. The step is the chain's own smallest gap."""
+    good: dict[float, int] = {}
+    strikes: set[float] = set()
+    for q in chain.quotes:
+        k = q.contract.strike
+        if k is None:
+            continue
+        strikes.add(k)
+        if q.bid is not None and q.ask is not None and q.bid > 0 and q.ask > q.bid:
+            good[k] = good.get(k, 0) + 1
+    ordered = sorted(strikes)
+    gaps = [b - a for a, b in itertools.pairwise(ordered) if b > a]
+    if not gaps:
+        return 0
+    step = min(gaps)
+    atm = round(chain.spot / step) * step
+    sides = []
+    for direction in (-1, 1):
+        n, k = 0, atm + direction * step
+        while good.get(k, 0) >= 2:
+            n += 1
+            k += direction * step
+        sides.append(n)
+    return min(sides)

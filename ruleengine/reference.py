@@ -231,7 +231,7 @@ def _allowed(eff: dict[str, Any], kind: str) -> str:
                                                                  dict) else {}
     if names:
         desc = str(names.get("description", "")).rstrip(".")
-        parts.append("keys: " + (desc[0].lower() + desc[1:] if desc else
+        parts.append("keys: " + (_sentence_part(desc) if desc else
                                  _form(str(names.get("pattern", "")))))
     return "; ".join(p for p in parts if p)
 
@@ -253,8 +253,16 @@ def _form(pattern: str) -> str:
         if isinstance(definition, dict) and definition.get("pattern") == pattern:
             desc = str(definition.get("description", "")).rstrip(".")
             if desc:
-                return desc[0].lower() + desc[1:]
+                return _sentence_part(desc)
     return f"pattern `{pattern}`"
+
+
+def _sentence_part(text: str) -> str:
+    """"A time of day" → "a time of day"; "HH:MM or ..." and "NIFTY ..." stay as written."""
+    word = text.split(maxsplit=1)[0] if text.strip() else ""
+    if word[:1].isupper() and not any(c.isupper() for c in word[1:]):
+        return text[0].lower() + text[1:]
+    return text
 
 
 # -- names ----------------------------------------------------------------------------------------

@@ -33,6 +33,20 @@ from .contracts import OrderRequest
 from .errors import RuleEngineError
 from .events import Contract
 
+__all__ = [
+    "APPROVED",
+    "CANCELLED",
+    "EXPIRED",
+    "PENDING",
+    "REJECTED",
+    "TABLE",
+    "ReviewError",
+    "ReviewItem",
+    "ReviewQueue",
+    "order_from_dict",
+    "order_to_dict",
+]
+
 TABLE = "review_queue"
 
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"

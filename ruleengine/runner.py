@@ -19,13 +19,16 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from .alerting import build_router
 from .audit import AuditStore
 from .contracts import Broker, Feed
 from .costs import CostModel, InstrumentType, charges_for_fill
+from .decisions import Decision
 from .engine import Engine, TickResult
 from .errors import BrokerError, ConfigError
-from .events import Contract, Event, OrderFilled, OrderRejected
+from .events import Contract, Event, OperatorCommand, OrderFilled, OrderRejected
 from .policyset import PolicySet, load_policy_set
+from .reload import PolicyReloader, reload_decision
 
 PNL_SNAPSHOT_EVERY_S = 60
 
@@ -44,6 +47,8 @@ class RunConfig:
     progress: bool = False
     day: date | None = None
     prev_close: float | None = None  # for replays: the previous session's official close
+    reload: bool = False  # watch the policy folders; swap a valid edit in between two ticks
+    allow_loosening: bool = False  # with reload: apply loosening edits in market hours too
 
 
 @dataclass(slots=True)
@@ -96,6 +101,7 @@ def run(config: RunConfig, *, policy: PolicySet | None = None,
     broker: Broker = build_adapter("brokers", config.broker, policy=policy, seed=config.seed,
                                    capital=policy.capital)
     engine = Engine(policy, charge_fn=make_charge_fn(policy), guards=config.guards)
+    router = build_router(policy)
     store = AuditStore(config.db)
     run_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
     run_id = store.begin_run(policy.revision, run_cfg)
@@ -107,6 +113,7 @@ def run(config: RunConfig, *, policy: PolicySet | None = None,
     fill_ltps: dict[str, float] = {}
     last_snapshot: datetime | None = None
     status = "failed"
+    reloader = _start_reloader(config, policy)  # hot reload; None unless config.reload
     try:
         for batch in batches(iter(feed.events())):
             now = batch[0].ts
@@ -117,6 +124,15 @@ def run(config: RunConfig, *, policy: PolicySet | None = None,
                 broker.on_market(event)
             inbound: list[Event] = [*commands, *from_broker, *batch]
             ltps = _fill_ltps(engine, from_broker)  # the market the fills happened in
+            # -- hot reload: swap a checked policy set in here, between two ticks ----------
+            if reloader is not None:
+                reloaded = _take_reload(reloader, engine, now, commands)
+                if reloaded is not None:  # audited at once, in the engine's id sequence
+                    router.route_decision(reloaded)  # a rejected or held edit alerts
+                    buffered_decisions.append(reloaded)
+                    store.write(run_id, buffered_events, buffered_decisions, fill_ltps)
+                    buffered_events, buffered_decisions = [], []
+            # -- end hot reload ------------------------------------------------------------
             result = engine.tick(inbound)
             outcome.ticks += 1
             outcome.last_ts = now
@@ -127,6 +143,8 @@ def run(config: RunConfig, *, policy: PolicySet | None = None,
                     sign = 1 if d.result["side"] == "BUY" else -1
                     outcome.slippage_vs_ltp += (d.result["price"] - ltp) * sign * d.result["qty"]
                     outcome.fills_seen += 1
+            for decision in result.decisions:
+                router.route_decision(decision)  # never raises: a dead sink is counted
             buffered_events.extend(inbound)
             buffered_decisions.extend(result.decisions)
             acts = bool(result.orders or result.cancels)
@@ -161,14 +179,42 @@ def run(config: RunConfig, *, policy: PolicySet | None = None,
                 buffered_events.extend(tail)
                 buffered_decisions.extend(result.decisions)
             _snapshot(store, run_id, engine, outcome.last_ts)
+            router.flush(outcome.last_ts, final=True)
+        outcome.extra["alerts"] = router.stats().as_dict()
         store.write(run_id, buffered_events, buffered_decisions, fill_ltps)
         status = "completed"
     finally:
+        if reloader is not None:
+            reloader.stop()
         if progress is not None:
             progress.close()
         store.end_run(run_id, status, outcome.last_ts)
         store.close()
     return outcome
+
+
+# -- hot reload (ruleengine/reload.py) ----------------------------------------------------------
+def _start_reloader(config: RunConfig, policy: PolicySet) -> PolicyReloader | None:
+    """The watcher thread for ``--reload``: it loads edits off the tick path."""
+    if not config.reload:
+        return None
+    return PolicyReloader([*config.policies, *config.strategies], policy,
+                          allow_loosening=config.allow_loosening).start()
+
+
+def _take_reload(reloader: PolicyReloader, engine: Engine, now: datetime,
+                 commands: list[OperatorCommand]) -> Decision | None:
+    """Swap in a new set the reloader accepted (charges follow its costs policy) and return
+    the record of what happened: a swap with its diff, or an alert when the old set stays."""
+    result = reloader.take(now, commands)
+    if result is None:
+        return None
+    decision = reload_decision(engine, result, now)
+    if result.policy is not None:
+        engine.swap_policy(result.policy)
+        engine.state.portfolio.charge_fn = make_charge_fn(result.policy)
+    return decision
+# -- end hot reload -------------------------------------------------------------------------------
 
 
 def _fill_ltps(engine: Engine, events: list[Event]) -> dict[str, float]:

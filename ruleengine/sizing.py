@@ -93,6 +93,12 @@ def plan_entry(spec: Strategy, policy: PolicySet, market: MarketState, now: date
         quote = market.quotes.get(contract) if contract is not None else None
         if contract is None or quote is None:
             return "no-quote"
+        limit = market.params.stale_futures_s if contract.kind == "FUT" else \
+            market.params.stale_options_s
+        if (now - quote.ts).total_seconds() > limit:
+            return "stale-quote"
+        if quote.bid is None or quote.ask is None or quote.bid <= 0 or quote.ask <= quote.bid:
+            return "invalid-quote"  # a missing strike side, a zero or crossed quote
         legs.append((leg, contract, quote))
     risk_unit, outlay_unit = _risk_per_unit(spec, legs, lot)
     strategy_capital = capital * spec.capital_weight

@@ -11,7 +11,9 @@ Every value's line and column are kept so later checks can point at the exact pl
 Parsing uses libyaml's C parser when PyYAML was built with it (same events, same marks, many
 times faster), else the pure-Python one. libyaml words its syntax errors tersely and stops at
 its own nesting bound, so when it refuses a file the pure-Python parser reads the file again:
-a broken file gets the same message and location either way.
+a broken file gets the same message and location either way. (libyaml follows the YAML spec a
+little more closely: it accepts a tab between tokens on a line, or '?' inside a plain value in
+a flow list, which the pure-Python parser refuses as a syntax error.)
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 import yaml
 
@@ -123,7 +125,7 @@ def load_text(text: str, file: str = "<string>") -> Document:
     try:
         try:
             node = _parse(text, file, _FAST)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, UnicodeEncodeError):  # libyaml cannot take lone surrogates
             if _FAST is _PURE:
                 raise
             node = _parse(text, file, _PURE)  # the wording and place the docs show
@@ -228,7 +230,7 @@ def _check_tag(file: str, event: yaml.Event) -> None:
                     "lists and mappings only")
 
 
-def _too_many(file: str, event: yaml.Event, total: int, copied: int) -> None:
+def _too_many(file: str, event: yaml.Event, total: int, copied: int) -> NoReturn:
     """Refuse a document that passed the value budget: an alias bomb, or simply too large.
 
     It is an alias bomb when the alias just read pushed the count over, or when aliases

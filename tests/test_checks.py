@@ -366,3 +366,13 @@ def test_any_order_gets_a_coded_answer(qty: int, price_mult: float, side: str, p
             steps = child.limit_price / 0.05
             assert abs(steps - round(steps)) < 1e-6
     assert len({c.client_id for c in result.orders}) == len(result.orders)
+
+
+@pytest.mark.parametrize("module", ["ruleengine.checks", "ruleengine.execution",
+                                    "ruleengine.review", "adapters.brokers.faulty"])
+def test_public_names_are_listed_and_exist(module: str) -> None:
+    import importlib
+
+    mod = importlib.import_module(module)
+    assert all(hasattr(mod, name) for name in mod.__all__)
+    assert len(set(mod.__all__)) == len(mod.__all__)

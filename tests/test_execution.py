@@ -4,6 +4,7 @@ property test over random fault sequences against the real paper broker."""
 from __future__ import annotations
 
 import bisect
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -665,3 +666,52 @@ def test_a_long_faulty_session_reconciles(spec: str) -> None:
     assert {c: q for c, q in ours.items() if q} == {p.contract: p.qty
                                                    for p in paper.positions()}
     assert sum(faulty.injected.values()) > 10
+
+
+def test_policy_swap_keeps_the_window_history() -> None:
+    fake = FakeBroker(name="paper")
+    gw = gateway(fake, exec_config(rate_limits={"paper": [{"max": 2, "per": "1s"}]},
+                                   queue_timeout="60s"))
+    gw.submit([req("a"), req("b"), req("c")], [], t(0))
+    assert fake.placed() == ["a", "b"]
+    gw.swap_policy(load_policy_set([ROOT / "policies"]))  # Kite windows: 10/s
+    gw.poll(t(0.5))
+    assert fake.placed() == ["a", "b", "c"]
+    assert gw.limiter.broker[0].times == deque([t(0), t(0), t(0.5)])
+    gw.close()
+
+
+def test_a_cancel_confirmation_whose_fills_never_come_is_released_without_replacing() -> None:
+    fake = FakeBroker()
+    quotes = quotes_at(100.0)
+    gw = gateway(fake, quotes=quotes)
+    gw.submit([req("x", side="SELL", lots=2, limit=99.5, purpose="exit")], [], t(0))
+    gw.poll(t(1))
+    quotes.update(quotes_at(95.0))
+    gw.poll(t(5))  # pending exit: re-price by cancel and replace
+    assert [k for _, k, _ in fake.calls] == ["place", "cancel"]
+    fake.queue.clear()  # the broker's cancel said 65 were filled, but that fill is delayed
+    fake.queue.append(OrderCancelled(ts=t(5), client_id="x", filled_qty=65))
+    assert gw.poll(t(6)) == []  # held for the fill
+    events = gw.poll(t(11))  # reorder_hold 5 s: released, and nothing replaced
+    assert kinds(events) == [("OrderCancelled", "x")] and fake.placed() == ["x"]
+    late = OrderFilled(ts=t(12), client_id="x", broker_order_id="B1", fill_id="F1", qty=65,
+                       price=99.5, cum_qty=65, order_qty=130)
+    fake.queue.append(late)
+    assert kinds(gw.poll(t(12))) == [("OrderFilled", "x")]  # still booked: positions stay true
+
+
+def test_cancel_drops_a_modify_still_waiting() -> None:
+    fake = ModifyingFake()
+    quotes = quotes_at(100.0)
+    gw = gateway(fake, exec_config(segment_limits=[{"max": 1, "per": "1s"}]), quotes=quotes)
+    gw.submit([req("x", side="SELL", limit=99.5, purpose="exit")], [], t(0))
+    quotes.update(quotes_at(96.0))
+    gw.poll(t(5))  # the modify is queued and sent
+    quotes.update(quotes_at(90.0))
+    gw.submit([req("y")], [], t(9.5))  # uses this second's budget
+    gw.poll(t(10))  # a second modify is queued behind y ...
+    gw.submit([], ["x"], t(10))  # ... and the engine cancels x before it leaves
+    for k in range(11, 14):
+        gw.poll(t(k))
+    assert [k for _, k, tag in fake.calls if tag == "x"] == ["place", "modify", "cancel"]

@@ -102,6 +102,7 @@ REFUSALS = [
     ("a: " + "[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5) + "\n", "yaml-too-deep", 1, 67),
     ("a: .inf\n", "schema-value", 1, 4),
     ("a: .NaN\n", "schema-value", 1, 4),
+    ("a: \ud800\n", "yaml-syntax", 1, 1),  # a lone surrogate: text that is not Unicode
 ]
 
 

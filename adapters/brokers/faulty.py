@@ -40,6 +40,15 @@ from ruleengine.contracts import Broker, BrokerOrder, BrokerPosition, OrderReque
 from ruleengine.errors import BrokerRateLimited, BrokerRejected, BrokerTimeout, ConfigError
 from ruleengine.events import BrokerEvent, Event, OrderFilled
 
+__all__ = [
+    "DEFAULT_SPEC",
+    "Call",
+    "FaultSpec",
+    "FaultyBroker",
+    "faulty_broker",
+    "wrap_broker",
+]
+
 #: A moderate default for ``--broker faulty`` without a spec.
 DEFAULT_SPEC = "ratelimit=0.05,timeout=0.05,lost=0.02,reject=0.01,partial=0.1,dup=0.05,reorder=0.05"
 

@@ -572,8 +572,8 @@ class _ChainBuilder:
                              expiry=feed.weekly_expiry, spot=spot, quotes=tuple(quotes))
 
 
-_QUOTE_FIELDS = ("ts", "source", "contract", "ltp", "bid", "ask", "bid_qty", "ask_qty", "oi",
-                 "iv")
+_QUOTE_FIELDS = ("ts", "source", "received", "contract", "ltp", "bid", "ask", "bid_qty",
+                 "ask_qty", "oi", "iv")
 
 
 def _quote_via_init(ts: datetime, contract: Contract, ltp: float, bid: float, ask: float,
@@ -592,7 +592,7 @@ def _fast_quote_maker() -> Callable[[datetime, Contract, float, float, float, in
     if tuple(f.name for f in dataclasses.fields(Quote)) != _QUOTE_FIELDS:
         return _quote_via_init
     new = object.__new__
-    s_ts, s_src, s_con, s_ltp, s_bid, s_ask, s_bq, s_aq, s_oi, s_iv = (
+    s_ts, s_src, s_rcv, s_con, s_ltp, s_bid, s_ask, s_bq, s_aq, s_oi, s_iv = (
         getattr(Quote, name).__set__ for name in _QUOTE_FIELDS)
 
     def make(ts: datetime, contract: Contract, ltp: float, bid: float, ask: float,
@@ -600,6 +600,7 @@ def _fast_quote_maker() -> Callable[[datetime, Contract, float, float, float, in
         q: Quote = new(Quote)
         s_ts(q, ts)
         s_src(q, SOURCE)
+        s_rcv(q, None)  # simulated data has no receive time
         s_con(q, contract)
         s_ltp(q, ltp)
         s_bid(q, bid)

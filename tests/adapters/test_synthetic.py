@@ -553,6 +553,7 @@ def test_fast_quote_equals_constructed_quote_and_stays_frozen() -> None:
     fast, slow = _make_quote(*args), _quote_via_init(*args)
     assert fast == slow and repr(fast) == repr(slow) and hash(fast.contract) == hash(slow.contract)
     assert [f.name for f in dataclasses.fields(Quote)] == [
-        "ts", "source", "contract", "ltp", "bid", "ask", "bid_qty", "ask_qty", "oi", "iv"]
+        "ts", "source", "received", "contract", "ltp", "bid", "ask", "bid_qty", "ask_qty", "oi",
+        "iv"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.ltp = 1.0  # type: ignore[misc]

@@ -1,0 +1,215 @@
+"""Stage 1 (continued) — how much each price can be trusted, and which feed to believe.
+
+Every index or VIX tick is screened before it can become a price: stamped in the future (clock
+skew at the source), out of order, a duplicate, a jump nobody confirms, or a call-auction print
+after an exchange halt. A screened tick is recorded with its reason, never silently dropped.
+Several feeds for one instrument are ranked by policy; the engine fails over when the active one
+goes stale and fails back only after the better one has been fresh for a while (hysteresis),
+so a flapping feed cannot make prices jump back and forth. All of it runs on event time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .functions import parse_duration
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DQParams:
+    """Data-quality thresholds from the ``data_quality`` policy (defaults = schema defaults)."""
+
+    stale_underlying_s: float = 3.0
+    stale_futures_s: float = 5.0
+    stale_options_s: float = 10.0
+    stale_vix_s: float = 60.0
+    future_tolerance_s: float = 2.0
+    reject_out_of_order: bool = True
+    reject_duplicates: bool = True
+    max_jump_pct: float = 1.5
+    confirm_within_s: float = 10.0
+    silence_s: float = 120.0
+    halt_minutes: tuple[float, ...] = (15.0, 45.0, 105.0)
+    auction_s: float = 900.0
+    tolerance_s: float = 300.0
+    priority: tuple[str, ...] = ()
+    failback_after_s: float = 60.0
+    divergence_pct: float = 0.3
+    min_strikes_each_side: int = 5
+
+    @classmethod
+    def from_policy(cls, doc: dict[str, Any] | None) -> DQParams:
+        if not doc:
+            return cls()
+        s, ts, sp, h, f = (doc["stale_after"], doc["timestamps"], doc["spike"], doc["halt"],
+                           doc["feeds"])
+        return cls(
+            stale_underlying_s=parse_duration(s["underlying"]),
+            stale_futures_s=parse_duration(s["futures"]),
+            stale_options_s=parse_duration(s["options"]), stale_vix_s=parse_duration(s["vix"]),
+            future_tolerance_s=parse_duration(ts["future_tolerance"]),
+            reject_out_of_order=ts["reject_out_of_order"],
+            reject_duplicates=ts["reject_duplicates"], max_jump_pct=float(sp["max_jump_pct"]),
+            confirm_within_s=parse_duration(sp["confirm_within"]),
+            silence_s=parse_duration(h["silence"]),
+            halt_minutes=tuple(float(m) for m in h["halt_minutes"]),
+            auction_s=parse_duration(h["auction"]), tolerance_s=parse_duration(h["tolerance"]),
+            priority=tuple(f["priority"]), failback_after_s=parse_duration(f["failback_after"]),
+            divergence_pct=float(f["divergence_pct"]),
+            min_strikes_each_side=int(doc["chain"]["min_strikes_each_side"]))
+
+
+@dataclass(slots=True)
+class SourceTrack:
+    """One feed's view of one instrument."""
+
+    rank: int
+    value: float | None = None
+    ts: datetime | None = None
+    fresh_since: datetime | None = None
+    suspect: tuple[datetime, float] | None = None
+
+
+@dataclass(slots=True)
+class InstrumentFeeds:
+    """Every feed's view of one instrument (an index or VIX), and which one is in use."""
+
+    sources: dict[str, SourceTrack] = field(default_factory=dict)
+    active: str | None = None
+    last_seen: datetime | None = None  # last in-session tick of the active feed (halt detection)
+    auction_until: datetime | None = None
+
+    def track(self, source: str, params: DQParams) -> SourceTrack:
+        t = self.sources.get(source)
+        if t is None:
+            rank = params.priority.index(source) if source in params.priority else \
+                len(params.priority) + len(self.sources)
+            t = self.sources[source] = SourceTrack(rank=rank)
+        return t
+
+
+Note = tuple[str, dict[str, Any]]  # (classification, details) for a data_quality decision
+
+
+def screen(feeds: InstrumentFeeds, source: str, ts: datetime, value: float,
+           received: datetime | None, params: DQParams, key: str) -> tuple[bool, list[Note]]:
+    """Decide whether one tick may become a price. Returns (accepted, notes)."""
+    notes: list[Note] = []
+    t = feeds.track(source, params)
+    detail: dict[str, Any] = {"instrument": key, "source": source, "value": value,
+                              "ts": ts.isoformat()}
+    if received is not None and (ts - received).total_seconds() > params.future_tolerance_s:
+        return False, [("future_timestamp", {**detail, "received": received.isoformat()})]
+    if t.ts is not None:
+        if params.reject_out_of_order and ts < t.ts:
+            return False, [("out_of_order", {**detail, "last": t.ts.isoformat()})]
+        if params.reject_duplicates and ts == t.ts and value == t.value:
+            return False, [("duplicate", detail)]
+    if feeds.auction_until is not None:
+        if ts < feeds.auction_until:
+            return False, [("auction_indicative",
+                            {**detail, "until": feeds.auction_until.isoformat()})]
+        feeds.auction_until = None
+        feeds.last_seen = None  # trading resumed: the halt's silence is accounted for
+        t.value = None  # the first regular print after a halt is not a spike by itself
+    if feeds.last_seen is not None and source == feeds.active:
+        gap = (ts - feeds.last_seen).total_seconds()
+        if gap >= params.silence_s and ts.date() == feeds.last_seen.date():
+            halt = _matching_halt(gap, params)
+            notes.append(("halt_detected", {**detail, "silence_s": gap,
+                                            "halt_min": halt[0] if halt else None}))
+            if halt is not None and halt[1]:
+                feeds.auction_until = feeds.last_seen + timedelta(
+                    minutes=halt[0]) + timedelta(seconds=params.auction_s)
+                if ts < feeds.auction_until:
+                    return False, [*notes, ("auction_indicative",
+                                            {**detail,
+                                             "until": feeds.auction_until.isoformat()})]
+    if source == feeds.active or feeds.active is None:
+        feeds.last_seen = ts
+    confirmed = False
+    if t.suspect is not None:
+        if abs(value / t.suspect[1] - 1.0) * 100.0 <= params.max_jump_pct:
+            notes.append(("spike_confirmed", {**detail, "suspect": t.suspect[1]}))
+            confirmed = True
+        else:
+            notes.append(("spike_rejected", {**detail, "suspect": t.suspect[1],
+                                             "reason": "the next tick did not confirm it"}))
+        t.suspect = None
+    if not confirmed and t.value is not None and t.value > 0 and \
+            abs(value / t.value - 1.0) * 100.0 > params.max_jump_pct:
+        if _confirmed_elsewhere(feeds, source, value, ts, params):
+            notes.append(("spike_confirmed", {**detail, "by": "another feed"}))
+        else:
+            t.suspect = (ts, value)
+            return False, [*notes, ("spike_suspect", {**detail, "last": t.value})]
+    t.value, t.ts = value, ts
+    return True, notes
+
+
+def _matching_halt(gap_s: float, params: DQParams) -> tuple[float, bool] | None:
+    """(halt minutes, auction still to come) when a silence matches the exchange's halt table;
+    a silence as long as halt + auction means the auction printed nothing (already over)."""
+    for minutes in params.halt_minutes:
+        if abs(gap_s - minutes * 60) <= params.tolerance_s:
+            return minutes, True
+        if abs(gap_s - minutes * 60 - params.auction_s) <= params.tolerance_s:
+            return minutes, False
+    return None
+
+
+def _confirmed_elsewhere(feeds: InstrumentFeeds, source: str, value: float, ts: datetime,
+                         params: DQParams) -> bool:
+    for name, other in feeds.sources.items():
+        if name == source or other.value is None or other.ts is None:
+            continue
+        if (ts - other.ts).total_seconds() <= params.confirm_within_s and \
+                abs(value / other.value - 1.0) * 100.0 <= params.max_jump_pct:
+            return True
+    return False
+
+
+def maintain(feeds: InstrumentFeeds, now: datetime, stale_s: float, params: DQParams,
+             key: str) -> list[Note]:
+    """Per tick: expire unconfirmed spikes, track freshness, fail over and fail back."""
+    notes: list[Note] = []
+    for name, t in feeds.sources.items():
+        if t.suspect is not None and (now - t.suspect[0]).total_seconds() > \
+                params.confirm_within_s:
+            notes.append(("spike_rejected", {"instrument": key, "source": name,
+                                             "value": t.suspect[1],
+                                             "reason": "not confirmed in time"}))
+            t.suspect = None
+        is_fresh = t.ts is not None and (now - t.ts).total_seconds() <= stale_s
+        if not is_fresh:
+            t.fresh_since = None
+        elif t.fresh_since is None:
+            t.fresh_since = t.ts
+    ranked = sorted(feeds.sources.items(), key=lambda kv: kv[1].rank)
+    fresh = [(n, t) for n, t in ranked if t.fresh_since is not None]
+    active = feeds.sources.get(feeds.active) if feeds.active else None
+    if active is None or active.fresh_since is None:
+        if fresh and fresh[0][0] != feeds.active:
+            notes.append(("failover", {"instrument": key, "from": feeds.active,
+                                       "to": fresh[0][0]}))
+            feeds.active = fresh[0][0]
+        return notes
+    for name, t in fresh:
+        if t.rank >= active.rank:
+            break
+        assert t.fresh_since is not None
+        if (now - t.fresh_since).total_seconds() >= params.failback_after_s:
+            notes.append(("failback", {"instrument": key, "from": feeds.active, "to": name}))
+            feeds.active = name
+            break
+    return notes
+
+
+def divergence_pct(feeds: InstrumentFeeds) -> float:
+    values = [t.value for t in feeds.sources.values()
+              if t.fresh_since is not None and t.value is not None]
+    if len(values) < 2:
+        return 0.0
+    return (max(values) / min(values) - 1.0) * 100.0
