@@ -8,7 +8,6 @@ are only those documented in ``names.yaml`` (plus a strategy's ``ind.*``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from .errors import Finding
 from .calendar import check_schedule
+from .errors import Finding
 from .instruments import Instrument
 
 if TYPE_CHECKING:

@@ -130,7 +130,7 @@ def test_duplicate_and_late_ticks_are_recorded_not_used() -> None:
 def test_diverging_feeds_block_entries_on_that_underlying() -> None:
     feed = CompositeFeed([("primary", SyntheticFeed("calm", 1, DAY)),
                           ("secondary", SyntheticFeed("trend-up", 1, DAY))])
-    engine, decisions = _drive(feed.events(), time(12, 0))
+    _engine, decisions = _drive(feed.events(), time(12, 0))
     fired = [d for d in decisions if d.kind == "rule_fired" and d.rule_id == "feed-divergence"]
     assert fired and fired[0].inputs["feed.divergence_pct"] > 0.3
 
@@ -138,7 +138,7 @@ def test_diverging_feeds_block_entries_on_that_underlying() -> None:
 def test_a_partial_option_chain_keeps_a_strategy_out(tmp_path: Path) -> None:
     feed = CompositeFeed([("primary", FaultyFeed(SyntheticFeed("calm", 1, DAY),
                                                  FeedFaults(missing_strikes=3)))])
-    engine, decisions = _drive(feed.events(), time(9, 30))
+    _engine, decisions = _drive(feed.events(), time(9, 30))
     alerts = [d for d in decisions if d.rule_id == "chain-incomplete" and d.kind == "alert"]
     assert alerts
     denied = [d for d in decisions if d.kind == "denied"
