@@ -154,41 +154,37 @@ class Engine:
 
     # -- values --------------------------------------------------------------------------------
     def _values(self, scope: str) -> Values:
-        """Lazy per-scope values; each group is computed at most once per tick and shared."""
+        """Values a scope's expressions read. Account and underlying scopes share one dict per
+        underlying, built once per tick (the guards read nearly all of it anyway); a strategy
+        scope adds its own names, computed only if something reads them."""
+        kind, _, name = scope.partition(":")
+        if kind != "strategy":
+            return self._base(name if kind == "underlying" else self._primary_underlying())
+        run = self.state.runs[name]
         loaders = self._loaders.get(scope)
         if loaders is None:
-            loaders = self._loaders[scope] = self._make_loaders(scope)
-        return LazyValues(loaders)
+            loaders = self._loaders[scope] = self._strategy_loaders(run)
+        values = LazyValues(loaders)
+        values.update(self._base(run.spec.underlying))
+        return values
 
-    def _make_loaders(self, scope: str) -> dict[str, Callable[[], Values]]:
+    def _base(self, underlying: str | None) -> Values:
+        key = f"base:{underlying}"
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = {**self._session(underlying), **self._market(underlying), **self._account()}
+            self._cache[key] = hit
+        return hit
+
+    def _strategy_loaders(self, run: StrategyRun) -> dict[str, Callable[[], Values]]:
         st = self.state
-        kind, _, name = scope.partition(":")
-        run = st.runs.get(name) if kind == "strategy" else None
-        underlying = run.spec.underlying if run is not None else (
-            name if kind == "underlying" else self._primary_underlying())
-
-        def shared(key: str, make: Callable[[], Values]) -> Callable[[], Values]:
-            def load() -> Values:
-                hit = self._cache.get(key)
-                if hit is None:
-                    hit = self._cache[key] = make()
-                return hit
-            return load
-
-        market = shared(f"market:{underlying}", lambda: self._market(underlying))
-        loaders: dict[str, Callable[[], Values]] = {
-            "session": shared(f"session:{underlying}", lambda: self._session(underlying)),
-            "market": market, "feed": market,
-            "account": shared("account", self._account),
-        }
-        loaders["operator"] = loaders["account"]
-        if run is not None:
-            spec = run.spec
-            loaders["strategy"] = lambda: strategy_values(
+        spec = run.spec
+        return {
+            "strategy": lambda: strategy_values(
                 st.portfolio, spec.id, self.capital * spec.capital_weight,
-                st.portfolio.open_legs(spec.id), st.market.mark_price, run.entry_ts, self._now)
-            loaders["ind"] = lambda: run.ind_values
-        return loaders
+                st.portfolio.open_legs(spec.id), st.market.mark_price, run.entry_ts, self._now),
+            "ind": lambda: run.ind_values,
+        }
 
     def _market(self, underlying: str | None) -> Values:
         if underlying is None:
@@ -205,11 +201,15 @@ class Engine:
         return {**session_values(now), **expiry_values(u, inst, now.date())}
 
     def _account(self) -> Values:
+        hit = self._cache.get("account")
+        if hit is not None:
+            return hit
         st = self.state
         unrealized = st.portfolio.unrealized(st.market.mark_price)
         acct = account_values(st.portfolio, self.capital, unrealized, st.peak_equity,
                               len(st.live), st.orders_today, st.kill_switch)
         st.peak_equity = acct["account.peak_equity"]
+        self._cache["account"] = acct
         return acct
 
     def _primary_underlying(self) -> str | None:

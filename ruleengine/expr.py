@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import ast
 import bisect
+import copy
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -92,6 +93,7 @@ class CompiledExpr:
     fn: Callable[[Mapping[str, Any]], Any] = field(repr=False, compare=False)
     verdict: str | None = None
     origin: Origin | None = field(default=None, compare=False)
+    tree: ast.expr | None = field(default=None, repr=False, compare=False)  # checked body
 
     def evaluate(self, values: Mapping[str, Any]) -> Any:
         """Evaluate against a flat ``{dotted.name: value}`` mapping; absent names are missing."""
@@ -199,7 +201,8 @@ class _Compiler:
         ast.fix_missing_locations(lam)
         fn = eval(compile(lam, f"<{self.origin.file}>", "eval"),  # whitelisted AST only
                   {"__builtins__": {}, "_F": _FN_TABLE})
-        return CompiledExpr(source=src, names=tuple(dict.fromkeys(self.names)), type=out.type,
+        return CompiledExpr(tree=out.node,
+                            source=src, names=tuple(dict.fromkeys(self.names)), type=out.type,
                             fn=fn, verdict=verdict, origin=self.origin)
 
     # -- nodes -----------------------------------------------------------------------------------
@@ -460,6 +463,27 @@ class _Compiler:
         except (ArithmeticError, ValueError, TypeError) as exc:
             self.fail(None, "type-mismatch", f"this part can never be evaluated: {exc}")
         return _Out(ast.Constant(value=value), typ, value, verdict)
+
+
+def compile_batch(exprs: Sequence[CompiledExpr]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """One callable that evaluates several already-checked expressions into a tuple.
+
+    A tick evaluates every guard rule of a scope; one call instead of one per rule removes
+    most of the interpreter overhead. If any expression fails, the whole call raises, and the
+    caller falls back to evaluating one by one so each failure is attributed to its rule.
+    """
+    bodies = [e.tree for e in exprs if e.tree is not None]
+    if len(bodies) != len(exprs):
+        fns = [e.fn for e in exprs]
+        return lambda n: tuple(f(n) for f in fns)
+    lam = ast.Expression(body=ast.Lambda(
+        args=ast.arguments(posonlyargs=[], args=[ast.arg(arg="n")], vararg=None, kwonlyargs=[],
+                           kw_defaults=[], kwarg=None, defaults=[]),
+        body=ast.Tuple(elts=[copy.deepcopy(b) for b in bodies], ctx=ast.Load())))
+    ast.fix_missing_locations(lam)
+    fn: Callable[[Mapping[str, Any]], tuple[Any, ...]] = eval(  # whitelisted AST only
+        compile(lam, "<rules>", "eval"), {"__builtins__": {}, "_F": _FN_TABLE})
+    return fn
 
 
 def _fold_eval(node: ast.expr) -> Any:

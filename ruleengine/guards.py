@@ -10,11 +10,13 @@ exit; square-off is requested and carried out by the exits stage.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from .decisions import Decision
 from .errors import EvaluationError
+from .expr import compile_batch
 from .policyset import Rule
 from .state import EngineState, RuleStatus
 from .tradingstate import ScopeState, TradingState
@@ -49,22 +51,68 @@ def scopes_for(rule: Rule, st: EngineState) -> tuple[str, ...]:
 _SCOPES: dict[tuple[str, int, int], tuple[Rule, tuple[str, ...]]] = {}
 
 
+@dataclass(slots=True)
+class _ScopePlan:
+    """The rules one scope evaluates each tick, compiled into one batch call."""
+
+    scope: str
+    rules: tuple[Rule, ...]
+    statuses: tuple[RuleStatus, ...]
+    batch: Callable[[dict[str, Any]], tuple[Any, ...]]
+
+
+def _plan(st: EngineState) -> list[_ScopePlan]:
+    key = (st.policy.revision, len(st.market.underlyings), len(st.runs))
+    if st.guard_plan_key == key and st.guard_plan is not None:
+        plan: list[_ScopePlan] = st.guard_plan
+        return plan
+    by_scope: dict[str, list[Rule]] = {}
+    for rule in st.policy.rules:
+        if rule.kind in GUARD_KINDS:
+            for scope in scopes_for(rule, st):
+                by_scope.setdefault(scope, []).append(rule)
+    plan = []
+    for scope, rules in by_scope.items():
+        statuses = []
+        for rule in rules:
+            status = st.rules.get((rule.id, scope))
+            if status is None:
+                status = st.rules[(rule.id, scope)] = RuleStatus()
+            statuses.append(status)
+        plan.append(_ScopePlan(scope=scope, rules=tuple(rules), statuses=tuple(statuses),
+                               batch=compile_batch([r.when for r in rules])))
+    st.guard_plan, st.guard_plan_key = plan, key
+    return plan
+
+
 def run_guards(st: EngineState, values_for: Callable[[str], dict[str, Any]], now: datetime,
                emit: Emit) -> None:
+    """Evaluate every guard rule in every scope. Rules are evaluated in one batch per scope;
+    only a rule whose outcome changes anything takes the slower, fully audited path."""
     overrides = st.overrides
-    for rule in st.policy.rules:
-        if rule.kind not in GUARD_KINDS:
-            continue
-        if overrides:
-            until = overrides.get(rule.id)
-            if until is not None:
+    holds = st.holds
+    for sp in _plan(st):
+        values = values_for(sp.scope)
+        try:
+            results: tuple[Any, ...] | None = sp.batch(values)
+        except (KeyError, ArithmeticError, TypeError, ValueError):
+            results = None  # some rule cannot be evaluated: take them one by one
+        held = holds.get(sp.scope)
+        for i, rule in enumerate(sp.rules):
+            if overrides and rule.id in overrides:
+                until = overrides[rule.id]
                 if until > now:
                     continue
                 del overrides[rule.id]
                 emit("operator", rule_id=rule.id, location=rule.location,
                      result={"override": "expired"}, message=f"override of {rule.id} expired")
-        for scope in scopes_for(rule, st):
-            _evaluate(st, rule, scope, values_for(scope), now, emit)
+            status = sp.statuses[i]
+            if results is not None and not status.errored:
+                fired = bool(results[i])
+                if fired == status.active and not (held and rule.id in held
+                                                   and rule.rearm == "auto"):
+                    continue  # nothing changes on this tick
+            _evaluate(st, rule, sp.scope, values, now, emit)
 
 
 def _evaluate(st: EngineState, rule: Rule, scope: str, values: dict[str, Any], now: datetime,

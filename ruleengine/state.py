@@ -75,6 +75,8 @@ class EngineState:
     flatten: set[str] = field(default_factory=set)  # scopes being squared off until flat
     overrides: dict[str, datetime] = field(default_factory=dict)  # rule id -> until
     kill_switch: bool = False
+    guard_plan: Any = None  # guards' per-scope batches, rebuilt when policy or scopes change
+    guard_plan_key: tuple[str, int, int] | None = None
     peak_equity: float = 0.0
     orders_today: int = 0
     seq: int = 0
