@@ -148,15 +148,15 @@ def market_values(market: MarketState, u: UnderlyingState, inst: Instrument | No
         v["feed.vix_age_s"] = vix_age
     if chain_age is not None:
         v["feed.chain_age_s"] = chain_age
-    v["feed.healthy"] = (spot_age is not None and spot_age <= stale.stale_underlying_s
-                         and vix_age is not None and vix_age <= stale.stale_vix_s)
+    v["feed.healthy"] = (spot_age is not None and spot_age <= stale.stale_s("underlying", now)
+                         and vix_age is not None and vix_age <= stale.stale_s("vix", now))
     if u.feeds.active is not None:
         v["feed.source"] = u.feeds.active
     v["feed.divergence_pct"] = divergence_pct(u.feeds)
     v["feed.in_auction"] = u.feeds.auction_until is not None and now < u.feeds.auction_until
     v["feed.suspect"] = any(t.suspect is not None for t in u.feeds.sources.values())
     v["feed.chain_strikes"] = u.chain_strikes
-    v["feed.chain_ok"] = (chain_age is not None and chain_age <= stale.stale_options_s
+    v["feed.chain_ok"] = (chain_age is not None and chain_age <= stale.stale_s("options", now)
                           and u.chain_strikes >= stale.min_strikes_each_side)
     return v
 

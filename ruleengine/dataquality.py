@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .functions import parse_duration
+from .functions import parse_duration, parse_hhmm
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,6 +38,17 @@ class DQParams:
     failback_after_s: float = 60.0
     divergence_pct: float = 0.3
     min_strikes_each_side: int = 5
+    phases: tuple[tuple[int, int, tuple[tuple[str, float], ...]], ...] = ()
+
+    def stale_s(self, kind: str, now: datetime) -> float:
+        """The staleness threshold of one class (underlying, futures, options, vix) now."""
+        secs = now.hour * 3600 + now.minute * 60 + now.second
+        for start, end, overrides in self.phases:
+            if start <= secs < end:
+                for name, value in overrides:
+                    if name == kind:
+                        return value
+        return float(getattr(self, f"stale_{kind}_s"))
 
     @classmethod
     def from_policy(cls, doc: dict[str, Any] | None) -> DQParams:
@@ -58,7 +69,11 @@ class DQParams:
             auction_s=parse_duration(h["auction"]), tolerance_s=parse_duration(h["tolerance"]),
             priority=tuple(f["priority"]), failback_after_s=parse_duration(f["failback_after"]),
             divergence_pct=float(f["divergence_pct"]),
-            min_strikes_each_side=int(doc["chain"]["min_strikes_each_side"]))
+            min_strikes_each_side=int(doc["chain"]["min_strikes_each_side"]),
+            phases=tuple((parse_hhmm(ph["from"]), parse_hhmm(ph["to"]),
+                          tuple((k, parse_duration(ph[k])) for k in
+                                ("underlying", "futures", "options", "vix") if ph.get(k)))
+                         for ph in doc["phases"]))
 
 
 @dataclass(slots=True)

@@ -180,13 +180,13 @@ class MarketState:
         p = self.params
         for u in self.underlyings.values():
             before = u.feeds.active
-            self.notes.extend(maintain(u.feeds, now, p.stale_underlying_s, p, u.symbol))
+            self.notes.extend(maintain(u.feeds, now, p.stale_s("underlying", now), p, u.symbol))
             if u.feeds.active != before and u.feeds.active is not None:
                 t = u.feeds.sources[u.feeds.active]
                 if t.value is not None and t.ts is not None:
                     self._set_spot(u, t.value, t.ts)
         before = self.vix_feeds.active
-        self.notes.extend(maintain(self.vix_feeds, now, p.stale_vix_s, p, "VIX"))
+        self.notes.extend(maintain(self.vix_feeds, now, p.stale_s("vix", now), p, "VIX"))
         if self.vix_feeds.active != before and self.vix_feeds.active is not None:
             t = self.vix_feeds.sources[self.vix_feeds.active]
             if t.value is not None and t.ts is not None:

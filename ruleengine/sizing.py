@@ -93,8 +93,7 @@ def plan_entry(spec: Strategy, policy: PolicySet, market: MarketState, now: date
         quote = market.quotes.get(contract) if contract is not None else None
         if contract is None or quote is None:
             return "no-quote"
-        limit = market.params.stale_futures_s if contract.kind == "FUT" else \
-            market.params.stale_options_s
+        limit = market.params.stale_s("futures" if contract.kind == "FUT" else "options", now)
         if (now - quote.ts).total_seconds() > limit:
             return "stale-quote"
         if quote.bid is None or quote.ask is None or quote.bid <= 0 or quote.ask <= quote.bid:

@@ -180,3 +180,16 @@ def test_13_march_2020_pre_open_halt_auction_and_post_close_are_classified(tmp_p
     suspects = by_kind.get("spike_suspect", [])
     assert len(by_kind.get("spike_confirmed", [])) == len(suspects)
     assert "spike_rejected" not in by_kind
+
+
+def test_staleness_thresholds_follow_the_session_phase() -> None:
+    from ruleengine.dataquality import DQParams
+
+    params = DQParams.from_policy(POLICY.of_kind("data_quality")[0])
+    first_minute = datetime.combine(DAY, time(9, 15, 30))
+    later = datetime.combine(DAY, time(11, 0))
+    assert params.stale_s("underlying", first_minute) == 10.0  # phases: 09:15-09:16
+    assert params.stale_s("options", first_minute) == 30.0
+    assert params.stale_s("vix", first_minute) == 60.0  # not overridden in the phase
+    assert params.stale_s("underlying", later) == 3.0
+    assert params.stale_s("options", later) == 10.0
