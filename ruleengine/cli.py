@@ -164,7 +164,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = RunConfig(policies=tuple(args.policies), strategies=tuple(args.strategies),
                        feed=feed, db=args.db, seed=args.seed, data_seed=args.data_seed,
                        pace_s=args.pace, reload=args.reload,
-                       allow_loosening=args.allow_loosening,
+                       allow_loosening=args.allow_loosening, prev_close=args.run_prev_close,
                        progress=not args.no_progress and sys.stderr.isatty())
     try:
         outcome = run(config)
@@ -437,6 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default="ruleengine.db", help="SQLite audit store")
     p.add_argument("--seed", type=int, default=1, help="seed of the paper broker's fills")
     p.add_argument("--data-seed", type=int, default=1, help="seed of the synthetic market")
+    p.add_argument("--prev-close", type=float, dest="run_prev_close", metavar="PRICE",
+                   help="the previous session's close, for replays (market.change_pct needs it)")
     p.add_argument("--pace", type=float, default=0.0, help="seconds to wait per tick")
     p.add_argument("--reload", action="store_true", help="watch the policy and strategy "
                    "folders; a valid edit is swapped in between two ticks, an invalid one "
