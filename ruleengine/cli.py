@@ -165,6 +165,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                        feed=feed, db=args.db, seed=args.seed, data_seed=args.data_seed,
                        pace_s=args.pace, reload=args.reload,
                        allow_loosening=args.allow_loosening, prev_close=args.run_prev_close,
+                       faults=args.faults,
                        progress=not args.no_progress and sys.stderr.isatty())
     try:
         outcome = run(config)
@@ -437,6 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default="ruleengine.db", help="SQLite audit store")
     p.add_argument("--seed", type=int, default=1, help="seed of the paper broker's fills")
     p.add_argument("--data-seed", type=int, default=1, help="seed of the synthetic market")
+    p.add_argument("--faults", default="", metavar="SPEC",
+                   help="rehearse a bad day: inject broker faults, e.g. "
+                        "ratelimit=0.1,timeout=0.05,reject=0.02,dup=0.05,reorder=0.05")
     p.add_argument("--prev-close", type=float, dest="run_prev_close", metavar="PRICE",
                    help="the previous session's close, for replays (market.change_pct needs it)")
     p.add_argument("--pace", type=float, default=0.0, help="seconds to wait per tick")

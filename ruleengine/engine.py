@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .checks import gateway, order_limits
+from .checks import CheckConfig, check_order, context_for, gateway
 from .context import (
     LazyValues,
     Values,
@@ -73,6 +73,7 @@ class Engine:
                                  runs=runs, peak_equity=policy.capital)
         self.execution = _execution_params(policy)
         self.capital = policy.capital
+        self.checks = CheckConfig.from_policy_set(policy)
         self._loaders: dict[str, dict[str, Callable[[], Values]]] = {}
         self._cache: dict[str, Values] = {}
         self._now = datetime.min
@@ -97,6 +98,7 @@ class Engine:
         st.policy, st.runs = policy, runs
         self._loaders = {}
         self.execution = _execution_params(policy)
+        self.checks = CheckConfig.from_policy_set(policy)
         st.market.params = _dq_params(policy)
 
     # -- the tick ------------------------------------------------------------------------------
@@ -372,9 +374,9 @@ class Engine:
         if isinstance(plan, str):
             self._edge(run, "entry", plan, now, inputs=sig.inputs)
             return
-        for order in plan.orders:
-            code = order_limits(order, st.policy.instruments.get(order.contract.underlying),
-                                st.policy.order_limits, now.date())
+        ctx = context_for(st, self.checks, now)
+        for order in plan.orders:  # all legs must pass before any is sent
+            code = check_order(order, ctx).code
             if code is not None:
                 self._edge(run, "entry", code, now, inputs={"qty": order.qty,
                                                             "symbol": order.contract.symbol})
@@ -483,31 +485,38 @@ class Engine:
                 st.cancels.append(track.request.client_id)
 
     def _submit(self, order: OrderRequest, now: datetime) -> None:
-        """The one gateway before execution: trading state first, then order limits."""
+        """The one gateway before execution: trading state first, then the pre-trade check
+        chain (which may slice an order above the freeze quantity into compliant children).
+        Exits and square-offs pass both by construction; only broker validity applies."""
         st = self.state
+        emit = self._emit_at(now)
         code, state = gateway(order, st.scopes)
+        result = None
         if code is None:
-            code = order_limits(order, st.policy.instruments.get(order.contract.underlying),
-                                st.policy.order_limits, now.date())
+            result = check_order(order, context_for(st, self.checks, now))
+            code = result.code
         if code is not None:
-            self._emit_at(now)("denied", scope=f"strategy:{order.strategy_id}",
-                               rule_id=state.rule_id,
-                               result={"code": code, "client_id": order.client_id,
-                                       "purpose": order.purpose},
-                               message=f"{order.side} {order.qty} {order.contract.symbol} "
-                                       f"denied ({code})")
+            detail = result.denial.as_dict() if result is not None and result.denial else {}
+            emit("denied", scope=f"strategy:{order.strategy_id}", rule_id=state.rule_id,
+                 result={**detail, "code": code, "client_id": order.client_id,
+                         "purpose": order.purpose},
+                 message=f"{order.side} {order.qty} {order.contract.symbol} denied ({code})")
             return
-        track = st.orders[order.client_id] = OrderTrack(request=order, sent_ts=now)
-        st.live[order.client_id] = track
-        st.orders_today += 1
-        st.outbox.append(order)
-        self._emit_at(now)("order", scope=f"strategy:{order.strategy_id}",
-                           result={"client_id": order.client_id, "side": order.side,
-                                   "qty": order.qty, "symbol": order.contract.symbol,
-                                   "limit": order.limit_price, "purpose": order.purpose,
-                                   "leg": order.leg_id},
-                           message=f"{order.purpose}: {order.side} {order.qty} "
-                                   f"{order.contract.symbol} limit {order.limit_price}")
+        assert result is not None
+        for child in result.orders:
+            track = st.orders[child.client_id] = OrderTrack(request=child, sent_ts=now)
+            st.live[child.client_id] = track
+            st.orders_today += 1
+            st.outbox.append(child)
+            emit("order", scope=f"strategy:{child.strategy_id}",
+                 result={"client_id": child.client_id, "side": child.side, "qty": child.qty,
+                         "symbol": child.contract.symbol, "limit": child.limit_price,
+                         "purpose": child.purpose, "leg": child.leg_id,
+                         **({"parent": order.client_id} if child is not order else {}),
+                         **({"review": result.review} if result.review else {}),
+                         **({"notes": list(result.notes)} if result.notes else {})},
+                 message=f"{child.purpose}: {child.side} {child.qty} "
+                         f"{child.contract.symbol} limit {child.limit_price}")
 
     # -- days ----------------------------------------------------------------------------------
     def _new_day(self, now: datetime) -> None:

@@ -9,7 +9,6 @@ rejection event on the next tick, so the engine's state stays consistent with wh
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -25,8 +24,9 @@ from .contracts import Broker, Feed
 from .costs import CostModel, InstrumentType, charges_for_fill
 from .decisions import Decision
 from .engine import Engine, TickResult
-from .errors import BrokerError, ConfigError
-from .events import Contract, Event, OperatorCommand, OrderFilled, OrderRejected
+from .errors import ConfigError
+from .events import Contract, Event, OperatorCommand, OrderFilled
+from .execution import ExecutionGateway
 from .policyset import PolicySet, load_policy_set
 from .reload import PolicyReloader, reload_decision
 
@@ -47,6 +47,7 @@ class RunConfig:
     progress: bool = False
     day: date | None = None
     prev_close: float | None = None  # for replays: the previous session's official close
+    faults: str = ""  # broker fault spec for rehearsals, e.g. "ratelimit=0.1,timeout=0.05"
     reload: bool = False  # watch the policy folders; swap a valid edit in between two ticks
     allow_loosening: bool = False  # with reload: apply loosening edits in market hours too
 
@@ -100,14 +101,19 @@ def run(config: RunConfig, *, policy: PolicySet | None = None,
                                policy=policy, day=config.day, prev_close=config.prev_close)
     broker: Broker = build_adapter("brokers", config.broker, policy=policy, seed=config.seed,
                                    capital=policy.capital)
+    if config.faults:  # rehearse a bad day: rate limits, timeouts, rejects, duplicates ...
+        broker = build_adapter("broker_wrappers", "faulty", inner=broker, spec=config.faults,
+                               seed=config.seed)
     engine = Engine(policy, charge_fn=make_charge_fn(policy), guards=config.guards)
+    gateway = ExecutionGateway.from_policy_set(
+        broker, policy, seed=config.seed, quotes=lambda c: engine.state.market.quotes.get(c),
+        review_db=config.db)
     router = build_router(policy)
     store = AuditStore(config.db)
     run_cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
     run_id = store.begin_run(policy.revision, run_cfg)
     outcome = RunOutcome(run_id=run_id, engine=engine, broker=broker)
     progress = _progress(config.progress)
-    pending: list[Event] = []  # broker failures, delivered on the next tick
     buffered_events: list[Event] = []
     buffered_decisions: list[Any] = []
     fill_ltps: dict[str, float] = {}
@@ -118,15 +124,14 @@ def run(config: RunConfig, *, policy: PolicySet | None = None,
         for batch in batches(iter(feed.events())):
             now = batch[0].ts
             commands = store.take_commands(run_id, now)
-            from_broker = [*pending, *broker.poll(now)]
-            pending = []
+            from_broker: list[Event] = list(gateway.poll(now))  # earlier ticks' orders
             for event in batch:
                 broker.on_market(event)
             inbound: list[Event] = [*commands, *from_broker, *batch]
             ltps = _fill_ltps(engine, from_broker)  # the market the fills happened in
             # -- hot reload: swap a checked policy set in here, between two ticks ----------
             if reloader is not None:
-                reloaded = _take_reload(reloader, engine, now, commands)
+                reloaded = _take_reload(reloader, engine, now, commands, gateway)
                 if reloaded is not None:  # audited at once, in the engine's id sequence
                     router.route_decision(reloaded)  # a rejected or held edit alerts
                     buffered_decisions.append(reloaded)
@@ -151,16 +156,9 @@ def run(config: RunConfig, *, policy: PolicySet | None = None,
             if acts or len(buffered_events) > 5000 or commands:
                 store.write(run_id, buffered_events, buffered_decisions, fill_ltps)  # write-ahead
                 buffered_events, buffered_decisions = [], []
-            for client_id in result.cancels:
-                with contextlib.suppress(BrokerError):  # the engine asks again while it is open
-                    broker.cancel(client_id, now)
-            for order in result.orders:
-                try:
-                    broker.place(order, now)
-                except BrokerError as exc:
-                    pending.append(OrderRejected(ts=now, source=f"broker:{config.broker}",
-                                                 client_id=order.client_id,
-                                                 reason=f"{type(exc).__name__}: {exc}"))
+            if result.orders or result.cancels:
+                # only now, after the write-ahead: throttled, retried without doubling
+                gateway.submit(result.orders, result.cancels, now)
             if last_snapshot is None or (now - last_snapshot).total_seconds() >= \
                     PNL_SNAPSHOT_EVERY_S:
                 _snapshot(store, run_id, engine, now)
@@ -173,7 +171,7 @@ def run(config: RunConfig, *, policy: PolicySet | None = None,
                 time.sleep(config.pace_s)
         # let the broker's last answers land
         if outcome.last_ts is not None:
-            tail = [*pending, *broker.poll(outcome.last_ts)]
+            tail = list(gateway.poll(outcome.last_ts))
             if tail:
                 result = engine.tick(tail)
                 buffered_events.extend(tail)
@@ -184,6 +182,7 @@ def run(config: RunConfig, *, policy: PolicySet | None = None,
         store.write(run_id, buffered_events, buffered_decisions, fill_ltps)
         status = "completed"
     finally:
+        gateway.close()
         if reloader is not None:
             reloader.stop()
         if progress is not None:
@@ -203,7 +202,8 @@ def _start_reloader(config: RunConfig, policy: PolicySet) -> PolicyReloader | No
 
 
 def _take_reload(reloader: PolicyReloader, engine: Engine, now: datetime,
-                 commands: list[OperatorCommand]) -> Decision | None:
+                 commands: list[OperatorCommand],
+                 gateway: ExecutionGateway | None = None) -> Decision | None:
     """Swap in a new set the reloader accepted (charges follow its costs policy) and return
     the record of what happened: a swap with its diff, or an alert when the old set stays."""
     result = reloader.take(now, commands)
@@ -212,6 +212,8 @@ def _take_reload(reloader: PolicyReloader, engine: Engine, now: datetime,
     decision = reload_decision(engine, result, now)
     if result.policy is not None:
         engine.swap_policy(result.policy)
+        if gateway is not None:
+            gateway.swap_policy(result.policy)
         engine.state.portfolio.charge_fn = make_charge_fn(result.policy)
     return decision
 # -- end hot reload -------------------------------------------------------------------------------
