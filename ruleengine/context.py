@@ -63,6 +63,14 @@ class LazyValues(dict[str, Any]):
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
+def _session_age(now: datetime, then: datetime | None) -> float | None:
+    """Age of the last tick, counted from today's open when it is from an earlier session: a
+    weekend is not a halt, but no tick for two minutes after the open is silence."""
+    if then is not None and then.date() != now.date():
+        return float(max(seconds_of_day(now) - SESSION_OPEN_S, 0))
+    return _age(now, then)
+
+
 def _age(now: datetime, then: datetime | None) -> float | None:
     return None if then is None else (now - then).total_seconds()
 
@@ -139,7 +147,7 @@ def market_values(market: MarketState, u: UnderlyingState, inst: Instrument | No
         if market.vix_low:
             v["market.vix_day_low"] = market.vix_low
             v["market.vix_rise_from_low_pct"] = (market.vix / market.vix_low - 1.0) * 100.0
-    spot_age = _age(now, u.spot_ts)
+    spot_age = _session_age(now, u.spot_ts)
     vix_age = _age(now, market.vix_ts)
     chain_age = _age(now, u.chain_ts)
     if spot_age is not None:
@@ -148,7 +156,8 @@ def market_values(market: MarketState, u: UnderlyingState, inst: Instrument | No
         v["feed.vix_age_s"] = vix_age
     if chain_age is not None:
         v["feed.chain_age_s"] = chain_age
-    v["feed.healthy"] = (spot_age is not None and spot_age <= stale.stale_s("underlying", now)
+    v["feed.healthy"] = (u.spot_ts is not None and u.spot_ts.date() == now.date()
+                         and spot_age is not None and spot_age <= stale.stale_s("underlying", now)
                          and vix_age is not None and vix_age <= stale.stale_s("vix", now))
     if u.feeds.active is not None:
         v["feed.source"] = u.feeds.active

@@ -117,6 +117,9 @@ def screen(feeds: InstrumentFeeds, source: str, ts: datetime, value: float,
                               "ts": ts.isoformat()}
     if received is not None and (ts - received).total_seconds() > params.future_tolerance_s:
         return False, [("future_timestamp", {**detail, "received": received.isoformat()})]
+    if t.ts is not None and t.ts.date() != ts.date():
+        t.value = None  # a new session: the overnight gap is not a spike
+        t.suspect = None
     if t.ts is not None:
         if params.reject_out_of_order and ts < t.ts:
             return False, [("out_of_order", {**detail, "last": t.ts.isoformat()})]
