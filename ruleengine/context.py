@@ -110,7 +110,7 @@ def next_expiry(u: UnderlyingState, inst: Instrument | None, today: date) -> dat
 
 
 def market_values(market: MarketState, u: UnderlyingState, inst: Instrument | None,
-                  stale: DQParams) -> Values:
+                  stale: DQParams, moves: tuple[int, ...] = MOVE_WINDOWS_MIN) -> Values:
     now = market.now
     assert now is not None
     v: Values = {}
@@ -123,7 +123,7 @@ def market_values(market: MarketState, u: UnderlyingState, inst: Instrument | No
             v["market.change_pct"] = (spot - u.prev_close) / u.prev_close * 100.0
             if u.high is not None and u.low is not None:
                 v["market.range_pct"] = (u.high - u.low) / u.prev_close * 100.0
-        for minutes in MOVE_WINDOWS_MIN:
+        for minutes in moves:
             move = u.move_pct(minutes)
             if move is not None:
                 v[f"market.move_{minutes}m_pct"] = move

@@ -113,22 +113,24 @@ def screen(feeds: InstrumentFeeds, source: str, ts: datetime, value: float,
     """Decide whether one tick may become a price. Returns (accepted, notes)."""
     notes: list[Note] = []
     t = feeds.track(source, params)
-    detail: dict[str, Any] = {"instrument": key, "source": source, "value": value,
-                              "ts": ts.isoformat()}
+
+    def detail() -> dict[str, Any]:  # built only when a note is made: most ticks pass
+        return {"instrument": key, "source": source, "value": value, "ts": ts.isoformat()}
+
     if received is not None and (ts - received).total_seconds() > params.future_tolerance_s:
-        return False, [("future_timestamp", {**detail, "received": received.isoformat()})]
+        return False, [("future_timestamp", {**detail(), "received": received.isoformat()})]
     if t.ts is not None and t.ts.date() != ts.date():
         t.value = None  # a new session: the overnight gap is not a spike
         t.suspect = None
     if t.ts is not None:
         if params.reject_out_of_order and ts < t.ts:
-            return False, [("out_of_order", {**detail, "last": t.ts.isoformat()})]
+            return False, [("out_of_order", {**detail(), "last": t.ts.isoformat()})]
         if params.reject_duplicates and ts == t.ts and value == t.value:
-            return False, [("duplicate", detail)]
+            return False, [("duplicate", detail())]
     if feeds.auction_until is not None:
         if ts < feeds.auction_until:
             return False, [("auction_indicative",
-                            {**detail, "until": feeds.auction_until.isoformat()})]
+                            {**detail(), "until": feeds.auction_until.isoformat()})]
         feeds.auction_until = None
         feeds.last_seen = None  # trading resumed: the halt's silence is accounted for
         t.value = None  # the first regular print after a halt is not a spike by itself
@@ -136,33 +138,33 @@ def screen(feeds: InstrumentFeeds, source: str, ts: datetime, value: float,
         gap = (ts - feeds.last_seen).total_seconds()
         if gap >= params.silence_s and ts.date() == feeds.last_seen.date():
             halt = _matching_halt(gap, params)
-            notes.append(("halt_detected", {**detail, "silence_s": gap,
+            notes.append(("halt_detected", {**detail(), "silence_s": gap,
                                             "halt_min": halt[0] if halt else None}))
             if halt is not None and halt[1]:
                 feeds.auction_until = feeds.last_seen + timedelta(
                     minutes=halt[0]) + timedelta(seconds=params.auction_s)
                 if ts < feeds.auction_until:
                     return False, [*notes, ("auction_indicative",
-                                            {**detail,
+                                            {**detail(),
                                              "until": feeds.auction_until.isoformat()})]
     if source == feeds.active or feeds.active is None:
         feeds.last_seen = ts
     confirmed = False
     if t.suspect is not None:
         if abs(value / t.suspect[1] - 1.0) * 100.0 <= params.max_jump_pct:
-            notes.append(("spike_confirmed", {**detail, "suspect": t.suspect[1]}))
+            notes.append(("spike_confirmed", {**detail(), "suspect": t.suspect[1]}))
             confirmed = True
         else:
-            notes.append(("spike_rejected", {**detail, "suspect": t.suspect[1],
+            notes.append(("spike_rejected", {**detail(), "suspect": t.suspect[1],
                                              "reason": "the next tick did not confirm it"}))
         t.suspect = None
     if not confirmed and t.value is not None and t.value > 0 and \
             abs(value / t.value - 1.0) * 100.0 > params.max_jump_pct:
         if _confirmed_elsewhere(feeds, source, value, ts, params):
-            notes.append(("spike_confirmed", {**detail, "by": "another feed"}))
+            notes.append(("spike_confirmed", {**detail(), "by": "another feed"}))
         else:
             t.suspect = (ts, value)
-            return False, [*notes, ("spike_suspect", {**detail, "last": t.value})]
+            return False, [*notes, ("spike_suspect", {**detail(), "last": t.value})]
     t.value, t.ts = value, ts
     return True, notes
 

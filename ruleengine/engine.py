@@ -38,7 +38,7 @@ from .events import (
 )
 from .functions import parse_duration
 from .guards import rearm_all, run_guards
-from .market import MarketState
+from .market import MOVE_WINDOWS_MIN, MarketState, seconds_of_day
 from .policyset import PolicySet
 from .portfolio import ChargeFn, Portfolio
 from .signals import Signal, entry_signal, exit_signals, make_run_indicators, update_bars
@@ -74,6 +74,7 @@ class Engine:
         self.execution = _execution_params(policy)
         self.capital = policy.capital
         self.checks = CheckConfig.from_policy_set(policy)
+        self._moves = _move_windows_read(policy)
         self._loaders: dict[str, dict[str, Callable[[], Values]]] = {}
         self._cache: dict[str, Values] = {}
         self._now = datetime.min
@@ -99,6 +100,7 @@ class Engine:
         self._loaders = {}
         self.execution = _execution_params(policy)
         self.checks = CheckConfig.from_policy_set(policy)
+        self._moves = _move_windows_read(policy)
         st.market.params = _dq_params(policy)
 
     # -- the tick ------------------------------------------------------------------------------
@@ -137,14 +139,18 @@ class Engine:
             run_guards(st, values_for, now, self._emit_at(now))
         self._square_off(now)
         self._cancel_stale_entries(now)
+        now_s = seconds_of_day(now)
         for run in st.runs.values():
             u = st.market.underlyings.get(run.spec.underlying)
             if u is not None and u.spot_ts == now:
                 fut = u.fut.ltp if u.fut is not None else None
                 update_bars(run, now, {"spot": u.spot, "fut": fut})
-            values = values_for(f"strategy:{run.spec.id}")
             legs = st.portfolio.open_legs(run.spec.id)
-            if legs or self._busy(run):
+            busy = bool(legs) or self._busy(run)
+            if not busy and not run.spec.entry_start_s <= now_s <= run.spec.entry_end_s:
+                continue  # flat and outside its entry window: nothing to decide
+            values = values_for(f"strategy:{run.spec.id}")
+            if busy:
                 exiting = {o.request.leg_id for o in st.open_orders()
                            if o.request.strategy_id == run.spec.id and o.request.purpose != "entry"}
                 for sig in exit_signals(run, legs, st.portfolio, marks, values, now, exiting):
@@ -193,7 +199,8 @@ class Engine:
             return {}
         st = self.state
         return market_values(st.market, st.market.underlying(underlying),
-                             st.policy.instruments.get(underlying), st.market.params)
+                             st.policy.instruments.get(underlying), st.market.params,
+                             self._moves)
 
     def _session(self, underlying: str | None) -> Values:
         now = self._now
@@ -559,6 +566,21 @@ def _execution_params(policy: PolicySet) -> ExecutionParams:
                            protection_min_ticks=int(d["protection_min_ticks"]),
                            square_off_retry_s=parse_duration(d["square_off_retry"]),
                            entry_timeout_s=parse_duration(d["entry_timeout"]))
+
+
+def _move_windows_read(policy: PolicySet) -> tuple[int, ...]:
+    """The market.move_<N>m_pct windows some rule, strategy or message reads; only those are
+    computed each tick."""
+    names: set[str] = set()
+    for rule in policy.rules:
+        names.update(rule.when.names)
+        names.update(rule.message.names)
+        if rule.rearm_when is not None:
+            names.update(rule.rearm_when.names)
+    for spec in policy.strategies:
+        names.update(spec.entry.names)
+        names.update(spec.exit.names)
+    return tuple(m for m in MOVE_WINDOWS_MIN if f"market.move_{m}m_pct" in names)
 
 
 def _dq_params(policy: PolicySet) -> DQParams:
