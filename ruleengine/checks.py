@@ -172,7 +172,9 @@ class CheckResult:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Band:
-    """Half-width of an exchange band: absolute INR up to the threshold, percent above it."""
+    """Half-width of an exchange limit-price-protection band: absolute INR up to the
+    threshold, percent of the reference above it. Shared by the pre-trade checks and the
+    paper broker, so both apply the exchange rule the same way."""
 
     reference_threshold: float
     absolute: float

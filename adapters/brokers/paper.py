@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import jsonschema
 from referencing import Registry, Resource
 
+from ruleengine.checks import Band
+from ruleengine.checks import ExchangeBands as PriceBands
 from ruleengine.contracts import BrokerOrder, BrokerPosition, OrderRequest
 from ruleengine.errors import BrokerRejected
 from ruleengine.events import (
@@ -67,31 +69,6 @@ _EPS = 1e-9
 
 
 # -- configuration ----------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Band:
-    """Half-width of a limit-price-protection band: absolute INR at or below the threshold,
-    percent of the reference above it (the exchange's rule for both options and futures)."""
-
-    reference_threshold: float
-    absolute: float
-    percent: float
-
-    def limits(self, reference: float) -> tuple[float, float]:
-        half = (self.absolute if reference <= self.reference_threshold
-                else reference * self.percent / 100.0)
-        return reference - half, reference + half
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PriceBands:
-    """The LPP bands in force from one date; ``underlyings`` empty means all."""
-
-    effective_from: date
-    underlyings: tuple[str, ...]
-    option: Band
-    future: Band
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MarginModel:
