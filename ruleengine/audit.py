@@ -169,6 +169,7 @@ class AuditStore:
         ev_rows = []
         seq = self._event_seq[run_id]
         status_updates: list[tuple[str, str]] = []
+        consumed: list[tuple[str, str]] = []
         for e in events:
             seq += 1
             ev_rows.append(event_row(run_id, seq, e))
@@ -180,6 +181,8 @@ class AuditStore:
                 status_updates.append((e.client_id, "CANCELLED"))
             elif isinstance(e, OrderFilled) and e.cum_qty >= e.order_qty:
                 status_updates.append((e.client_id, "COMPLETE"))
+            elif isinstance(e, OperatorCommand) and e.source.startswith("command:"):
+                consumed.append((e.source.partition(":")[2], e.ts.isoformat()))
         dec_rows, order_rows, fill_rows = [], [], []
         prev = self._last_hash[run_id]
         for d in decisions:
@@ -216,6 +219,9 @@ class AuditStore:
                 self.db.table("fills").insert(row)
                 self.db.execute("UPDATE orders SET filled_qty = filled_qty + ? WHERE run_id = ? "
                                 "AND client_id = ?", [row["qty"], run_id, row["client_id"]])
+            for command_id, ts in consumed:
+                self.db.execute("UPDATE commands SET consumed_run = ?, consumed_ts = ? "
+                                "WHERE id = ?", [run_id, ts, int(command_id)])
             for client_id, status in status_updates:
                 self.db.execute("UPDATE orders SET status = ? WHERE run_id = ? AND client_id = ?",
                                 [status, run_id, client_id])
@@ -243,22 +249,18 @@ class AuditStore:
         return int(str(table.last_pk))
 
     def take_commands(self, run_id: int, now: datetime) -> list[OperatorCommand]:
-        """Unconsumed commands as events stamped with the engine's time, marked consumed."""
+        """Unconsumed commands as events stamped with the engine's time. They are marked
+        consumed by :meth:`write`, in the same transaction as the decisions they caused, so a
+        crash in between leaves the command waiting rather than lost (taking it twice is
+        harmless: kill and rearm are idempotent)."""
         rows = list(self.db.query("SELECT * FROM commands WHERE consumed_run IS NULL "
                                   "ORDER BY id"))
         if not rows:
             return []
-        out = []
-        with self.db.conn:
-            for row in rows:
-                until = _until(row["until"], now)
-                out.append(OperatorCommand(ts=now, source=f"command:{row['id']}",
-                                           command=row["command"], reason=row["reason"],
-                                           who=row["who"], rule_id=row["rule_id"] or "",
-                                           until=until))
-                self.db.execute("UPDATE commands SET consumed_run = ?, consumed_ts = ? "
-                                "WHERE id = ?", [run_id, now.isoformat(), row["id"]])
-        return out
+        return [OperatorCommand(ts=now, source=f"command:{row['id']}", command=row["command"],
+                                reason=row["reason"], who=row["who"],
+                                rule_id=row["rule_id"] or "", until=_until(row["until"], now))
+                for row in rows]
 
     # -- reading -------------------------------------------------------------------------------
     def decisions(self, run_id: int) -> Iterator[dict[str, Any]]:
