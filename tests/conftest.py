@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,3 +71,42 @@ def risk_with_rule(write_policy: Callable[[str, str], Path]) -> Callable[[str], 
         return write_policy("risk.yaml", text)
 
     return write
+
+
+# -- scheduler and calendar ------------------------------------------------------------------
+# Used by test_calendar and test_scheduler.
+
+
+@pytest.fixture(scope="session")
+def schedule(repo_root: Path) -> dict[str, Any]:
+    """The shipped schedule policy, validated and with its defaults applied."""
+    from ruleengine.policyset import read_documents
+
+    docs, findings = read_documents([repo_root / "policies" / "schedule.yaml"])
+    assert findings == []
+    return docs[0].data
+
+
+# -- policy sets with a constant condition (lint warnings) ----------------------------------
+# Used by test_cli and test_policyset.
+
+CONSTANT_RULE = """\
+kind: risk
+version: 1
+rules:
+  - id: kill-switch
+    when: operator.kill_switch
+    then: [halt]
+  - id: daily-loss
+    when: account.day_pnl_pct <= -3
+    then: [halt]
+  - id: never
+    when: market.vix < 0
+    then: [alert]
+"""
+
+
+@pytest.fixture(scope="session")
+def constant_rule_yaml() -> str:
+    """A valid risk policy whose third rule can never fire (a constant-condition warning)."""
+    return CONSTANT_RULE

@@ -41,13 +41,6 @@ def ist(day: date, hhmm: str) -> datetime:
 
 
 @pytest.fixture(scope="module")
-def schedule(repo_root: Path) -> dict[str, Any]:
-    docs, findings = read_documents([repo_root / "policies" / "schedule.yaml"])
-    assert findings == []
-    return docs[0].data
-
-
-@pytest.fixture(scope="module")
 def shipped(schedule: dict[str, Any]) -> TradingCalendar:
     return TradingCalendar.from_policy(schedule)
 

@@ -15,21 +15,6 @@ from ruleengine.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, main
 from ruleengine.functions import FUNCTIONS
 from ruleengine.schema import kinds
 
-CONSTANT_ONLY = """\
-kind: risk
-version: 1
-rules:
-  - id: kill-switch
-    when: operator.kill_switch
-    then: [halt]
-  - id: daily-loss
-    when: account.day_pnl_pct <= -3
-    then: [halt]
-  - id: never
-    when: market.vix < 0
-    then: [alert]
-"""
-
 BROKEN = """\
 kind: risk
 version: 1
@@ -103,8 +88,9 @@ def test_json_format_clean_is_an_empty_list(repo_root: Path) -> None:
 
 
 def test_strict_turns_warnings_into_failures(write_policy: Callable[[str, str], Path],
-                                             capsys: pytest.CaptureFixture[str]) -> None:
-    path = write_policy("risk.yaml", CONSTANT_ONLY)
+                                             capsys: pytest.CaptureFixture[str],
+        constant_rule_yaml: str) -> None:
+    path = write_policy("risk.yaml", constant_rule_yaml)
     assert main(["lint", str(path)]) == EXIT_OK
     out = capsys.readouterr()
     assert "constant-condition (warning)" in out.out
@@ -119,8 +105,9 @@ def test_strict_turns_warnings_into_failures(write_policy: Callable[[str, str], 
     assert [d["severity"] for d in json.loads(capsys.readouterr().out)] == ["error"]
 
 
-def test_strict_subprocess(write_policy: Callable[[str, str], Path]) -> None:
-    path = write_policy("risk.yaml", CONSTANT_ONLY)
+def test_strict_subprocess(write_policy: Callable[[str, str], Path],
+        constant_rule_yaml: str) -> None:
+    path = write_policy("risk.yaml", constant_rule_yaml)
     assert run("lint", str(path)).returncode == 0
     assert run("lint", "--strict", str(path)).returncode == 1
 

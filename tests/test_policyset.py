@@ -12,21 +12,6 @@ import pytest
 from ruleengine.errors import PolicyError
 from ruleengine.policyset import discover, lint, load_policy_set
 
-CONSTANT_RULE = """\
-kind: risk
-version: 1
-rules:
-  - id: kill-switch
-    when: operator.kill_switch
-    then: [halt]
-  - id: daily-loss
-    when: account.day_pnl_pct <= -3
-    then: [halt]
-  - id: never
-    when: market.vix < 0
-    then: [alert]
-"""
-
 
 @pytest.fixture
 def shipped(tmp_path: Path, repo_root: Path) -> Path:
@@ -140,8 +125,9 @@ def test_all_errors_from_all_files_are_raised_together(
     assert str(err.value).count("\n") == len(err.value.findings) - 1
 
 
-def test_warnings_load_unless_strict(write_policy: Callable[[str, str], Path]) -> None:
-    path = write_policy("risk.yaml", CONSTANT_RULE)
+def test_warnings_load_unless_strict(write_policy: Callable[[str, str], Path],
+        constant_rule_yaml: str) -> None:
+    path = write_policy("risk.yaml", constant_rule_yaml)
     pset = load_policy_set([path])
     assert [(w.code, w.severity, w.line) for w in pset.warnings] == [
         ("constant-condition", "warning", 11)]

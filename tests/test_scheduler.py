@@ -16,7 +16,7 @@ from ruleengine import runner
 from ruleengine.calendar import IST, SpecialSession, TradingCalendar
 from ruleengine.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, main
 from ruleengine.clock import Clock, SimulatedClock, WallClock
-from ruleengine.policyset import load_policy_set, read_documents
+from ruleengine.policyset import load_policy_set
 from ruleengine.scheduler import (
     CheckResult,
     DayContext,
@@ -36,13 +36,6 @@ MUHURAT = date(2026, 11, 8)
 def ist(day: date, hhmm: str) -> datetime:
     h, m = (int(x) for x in hhmm.split(":"))
     return datetime.combine(day, time(h, m), IST)
-
-
-@pytest.fixture(scope="module")
-def schedule(repo_root: Path) -> dict[str, Any]:
-    docs, findings = read_documents([repo_root / "policies" / "schedule.yaml"])
-    assert findings == []
-    return docs[0].data
 
 
 @pytest.fixture(scope="module")
