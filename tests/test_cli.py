@@ -89,7 +89,7 @@ def test_json_format_clean_is_an_empty_list(repo_root: Path) -> None:
 
 def test_strict_turns_warnings_into_failures(write_policy: Callable[[str, str], Path],
                                              capsys: pytest.CaptureFixture[str],
-        constant_rule_yaml: str) -> None:
+                                             constant_rule_yaml: str) -> None:
     path = write_policy("risk.yaml", constant_rule_yaml)
     assert main(["lint", str(path)]) == EXIT_OK
     out = capsys.readouterr()
@@ -106,7 +106,7 @@ def test_strict_turns_warnings_into_failures(write_policy: Callable[[str, str], 
 
 
 def test_strict_subprocess(write_policy: Callable[[str, str], Path],
-        constant_rule_yaml: str) -> None:
+                           constant_rule_yaml: str) -> None:
     path = write_policy("risk.yaml", constant_rule_yaml)
     assert run("lint", str(path)).returncode == 0
     assert run("lint", "--strict", str(path)).returncode == 1

@@ -126,7 +126,7 @@ def test_all_errors_from_all_files_are_raised_together(
 
 
 def test_warnings_load_unless_strict(write_policy: Callable[[str, str], Path],
-        constant_rule_yaml: str) -> None:
+                                     constant_rule_yaml: str) -> None:
     path = write_policy("risk.yaml", constant_rule_yaml)
     pset = load_policy_set([path])
     assert [(w.code, w.severity, w.line) for w in pset.warnings] == [
