@@ -228,8 +228,32 @@ def strategy_values(portfolio: Portfolio, strategy_id: str, capital: float,
             v["strategy.position_pnl_pct"] = position_pnl / base * 100.0
         if entry_ts is not None:
             v["strategy.minutes_in_trade"] = (now - entry_ts).total_seconds() / 60.0
+        v.update(position_values(legs, marks))
     if book.last_exit_ts is not None:
         v["strategy.minutes_since_exit"] = (now - book.last_exit_ts).total_seconds() / 60.0
+    return v
+
+
+def position_values(legs: list[LegPosition],
+                    marks: Callable[[Contract], float | None]) -> Values:
+    """``position.*`` in a strategy's scope: its open leg with the worst P&L (for a one-leg
+    strategy, simply its leg), so an exit condition can watch the leg nearest its stop."""
+    worst: tuple[float, LegPosition, float] | None = None
+    for leg in legs:
+        mark = marks(leg.contract)
+        if mark is None:
+            continue
+        pnl = leg.unrealized(mark)
+        if worst is None or pnl < worst[0]:
+            worst = (pnl, leg, mark)
+    if worst is None:
+        return {}
+    pnl, leg, mark = worst
+    v: Values = {"position.qty": leg.qty, "position.avg_price": leg.avg_price,
+                 "position.ltp": mark, "position.pnl": pnl}
+    premium = abs(leg.avg_price * leg.qty)
+    if premium > 0:
+        v["position.pnl_pct"] = pnl / premium * 100.0
     return v
 
 

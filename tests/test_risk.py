@@ -311,3 +311,19 @@ def test_overrides_suspend_a_rule_until_their_time_and_never_the_kill_switch() -
     ids = [(d.kind, d.rule_id) for d in res.decisions]
     assert ("operator", "max-trades-per-day") in ids  # the override expired, audited
     assert ("rule_fired", "max-trades-per-day") in ids
+
+
+def test_position_names_describe_the_worst_open_leg() -> None:
+    from ruleengine.context import position_values
+    from ruleengine.portfolio import LegPosition
+
+    ce = LegPosition(strategy_id="s", leg_id="ce", contract=OPTION, qty=-65, avg_price=100.0)
+    pe_contract = Contract(underlying="NIFTY", kind="OPT", expiry=date(2026, 12, 1),
+                           strike=24000.0, option_type="PE")
+    pe = LegPosition(strategy_id="s", leg_id="pe", contract=pe_contract, qty=-65,
+                     avg_price=100.0)
+    marks = {OPTION: 90.0, pe_contract: 130.0}
+    v = position_values([ce, pe], marks.get)
+    assert v["position.qty"] == -65 and v["position.ltp"] == 130.0
+    assert v["position.pnl"] == pytest.approx(-1950.0)
+    assert v["position.pnl_pct"] == pytest.approx(-30.0)
