@@ -22,7 +22,7 @@ VALUES: dict[str, Any] = {
     "market.vix_change_pct": 12.0, "market.move_5m_pct": 0.31, "market.move_15m_pct": -0.4,
     "market.move_30m_pct": -0.9, "feed.age_s": 1.5, "feed.healthy": True,
     "feed.source": "primary", "session.time": 33_900, "session.weekday": 3,
-    "strategy.in_position": False, "feed.source": "backup", "account.orders_today": 1950,
+    "strategy.in_position": False, "account.open_orders": 1950,
 }
 
 #: (expression, type it gives): each is checked against simpleeval on VALUES.
@@ -38,7 +38,7 @@ CASES = [
     ("min(market.spot, market.fut) + 0.5", "number"),
     ("feed.source in ['primary', 'backup'] and feed.healthy", "bool"),
     ("feed.source not in ['stale']", "bool"),
-    ("feed.source == 'backup' and account.orders_today > 1800", "bool"),
+    ("feed.source == 'primary' and account.open_orders > 1800", "bool"),
     ("market.vix if feed.healthy else 0", "number"),
     ("round(account.day_pnl / 1000, 1)", "number"),
     ("floor(market.spot / 50) * 50", "number"),
