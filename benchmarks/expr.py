@@ -28,14 +28,14 @@ RULES = [
     ("entry window", "session.time >= t('09:20') and session.time <= t('15:00')"),
     ("abs and compare", "abs(market.change_pct) < 1 and market.vix < 22"),
     ("arithmetic", "(market.day_high - market.day_low) / market.prev_close * 100 > 1.5"),
-    ("membership", "order.side in ['SELL'] and order.qty > 1800 or not feed.healthy"),
+    ("membership", "feed.source in ['primary'] and account.open_orders > 18 or not feed.healthy"),
 ]
 
 VALUES: dict[str, Any] = {
     "account.day_pnl_pct": -1.2, "market.vix": 21.5, "feed.age_s": 0.8,
     "operator.kill_switch": False, "session.time": 36_000, "market.change_pct": 0.4,
     "market.day_high": 24_900.0, "market.day_low": 24_610.0, "market.prev_close": 24_650.0,
-    "order.side": "SELL", "order.qty": 1950, "feed.healthy": True,
+    "feed.source": "primary", "account.open_orders": 19, "feed.healthy": True,
 }
 
 
