@@ -37,14 +37,19 @@ class LazyValues(dict[str, Any]):
     raises KeyError, which the expression layer reports as a missing value (the safe side).
     """
 
-    __slots__ = ("_loaded", "_loaders")
+    __slots__ = ("_base", "_loaded", "_loaders")
 
-    def __init__(self, loaders: dict[str, Callable[[], Values]]) -> None:
+    def __init__(self, loaders: dict[str, Callable[[], Values]],
+                 base: Values | None = None) -> None:
         super().__init__()
         self._loaders = loaders
         self._loaded: set[str] = set()
+        self._base = base or {}
 
     def __missing__(self, key: str) -> Any:
+        base = self._base
+        if key in base:  # shared values are read through, never copied
+            return base[key]
         group = key.partition(".")[0]
         if group not in self._loaded:
             self._loaded.add(group)

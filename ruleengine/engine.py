@@ -172,9 +172,7 @@ class Engine:
         loaders = self._loaders.get(scope)
         if loaders is None:
             loaders = self._loaders[scope] = self._strategy_loaders(run)
-        values = LazyValues(loaders)
-        values.update(self._base(run.spec.underlying))
-        return values
+        return LazyValues(loaders, self._base(run.spec.underlying))
 
     def _base(self, underlying: str | None) -> Values:
         key = f"base:{underlying}"
