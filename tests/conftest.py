@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +113,52 @@ rules:
 def constant_rule_yaml() -> str:
     """A valid risk policy whose third rule can never fire (a constant-condition warning)."""
     return CONSTANT_RULE
+
+
+# -- a real local HTTP server for webhook and Telegram sinks ---------------------------------
+# Used by test_alerting and adapters/test_alert_sinks.
+
+
+class Recorder(ThreadingHTTPServer):
+    """Records every request; answers with ``status`` and ``reply``."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.requests: list[dict[str, Any]] = []
+        self.status = 200
+        self.reply = b'{"ok": true, "result": {"message_id": 1}}'
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def bodies(self) -> list[Any]:
+        return [json.loads(r["body"]) for r in self.requests]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Recorder
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.server.requests.append({"path": self.path, "headers": dict(self.headers),
+                                     "body": body})
+        self.send_response(self.server.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.server.reply)))
+        self.end_headers()
+        self.wfile.write(self.server.reply)
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
+        pass
+
+
+@pytest.fixture
+def http_server() -> Iterator[Recorder]:
+    server = Recorder()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(5)

@@ -6,18 +6,15 @@ Times are simulated: the router never reads the clock.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -34,6 +31,9 @@ from ruleengine.contracts import AlertSink
 from ruleengine.decisions import Decision
 from ruleengine.errors import AlertError, ConfigError
 from ruleengine.policyset import load_policy_set
+
+if TYPE_CHECKING:
+    from conftest import Recorder
 
 T0 = datetime(2026, 11, 26, 9, 15)
 
@@ -81,42 +81,6 @@ FOUR = {
 # -- a real HTTP server ---------------------------------------------------------------------------
 
 
-class Recorder(ThreadingHTTPServer):
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.bodies: list[dict[str, Any]] = []
-        self.status = 200
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Recorder
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.server.bodies.append(json.loads(body))
-        reply = b'{"ok": true}'
-        self.send_response(self.server.status)
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def http_server() -> Iterator[Recorder]:
-    server = Recorder()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
 
 
 @pytest.fixture
@@ -344,7 +308,7 @@ def test_storm_of_1000_identical_faults_in_a_minute(
                                   f"no tick for {3 + i * 0.06:.2f}s",
                                   now=T0 + timedelta(milliseconds=60 * i))
     assert [(d.sink, d.ok) for d in delivered] == [("log", True), ("ops-webhook", True)]
-    assert len(http_server.bodies) == 1 and len(log_records) == 1
+    assert len(http_server.bodies()) == 1 and len(log_records) == 1
     stats = router.stats()
     assert (stats.received, stats.suppressed, stats.suppressed_unreported) == (1000, 999, 999)
     assert stats.sinks["ops-webhook"].delivered == 1
@@ -352,9 +316,9 @@ def test_storm_of_1000_identical_faults_in_a_minute(
 
     after = router.route("critical", "NIFTY feed stale", "no tick for 303.00s", now=at(300))
     assert [d.sink for d in after] == ["log", "ops-webhook"]
-    assert http_server.bodies[-1]["body"] == "no tick for 303.00s\n(+999 similar suppressed)"
+    assert http_server.bodies()[-1]["body"] == "no tick for 303.00s\n(+999 similar suppressed)"
     assert log_records[-1].endswith("(+999 similar suppressed)")
-    assert len(http_server.bodies) == 2
+    assert len(http_server.bodies()) == 2
     assert router.stats().suppressed_unreported == 0
 
 
@@ -453,7 +417,7 @@ def test_http_500_sink_is_counted_retried_a_bounded_number_of_times_then_lost(
     (retry,) = router.flush(at(60))
     assert (retry.attempt, retry.ok) == (3, False)
     assert router.flush(at(600)) == ()  # given up: 1 + 2 retries
-    assert len(http_server.bodies) == 3
+    assert len(http_server.bodies()) == 3
     stats = router.stats().sinks["hook"]
     assert (stats.delivered, stats.failed, stats.retried, stats.lost, stats.pending_retries) == \
         (0, 3, 2, 1, 0)
@@ -471,7 +435,7 @@ def test_a_retry_succeeds_once_the_service_is_back(http_server: Recorder) -> Non
     http_server.status = 200
     out = router.route("info", "unrelated", now=at(31))  # any later call runs due retries
     assert [(d.title, d.attempt, d.ok) for d in out] == [("c", 2, True)]
-    assert http_server.bodies[-1]["body"] == "body"
+    assert http_server.bodies()[-1]["body"] == "body"
     assert router.stats().sinks["hook"].delivered == 1
 
 

@@ -9,14 +9,12 @@ import json
 import socket
 import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -31,52 +29,12 @@ from ruleengine.alerting import SinkConfig, build_sink
 from ruleengine.contracts import AlertSink
 from ruleengine.errors import AlertError, ConfigError
 
+if TYPE_CHECKING:
+    from conftest import Recorder
+
 # -- a real HTTP server ---------------------------------------------------------------------------
 
 
-class Recorder(ThreadingHTTPServer):
-    """Records every request; answers with ``status`` and ``reply``."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.requests: list[dict[str, Any]] = []
-        self.status = 200
-        self.reply = b'{"ok": true, "result": {"message_id": 1}}'
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def bodies(self) -> list[Any]:
-        return [json.loads(r["body"]) for r in self.requests]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Recorder
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        self.server.requests.append({"path": self.path, "headers": dict(self.headers),
-                                     "body": body})
-        self.send_response(self.server.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(self.server.reply)))
-        self.end_headers()
-        self.wfile.write(self.server.reply)
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
-        pass
-
-
-@pytest.fixture
-def http_server() -> Iterator[Recorder]:
-    server = Recorder()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
 
 
 def closed_port() -> int:
