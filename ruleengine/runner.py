@@ -31,6 +31,8 @@ from .policyset import PolicySet, load_policy_set
 from .reload import PolicyReloader, reload_decision
 
 PNL_SNAPSHOT_EVERY_S = 60
+#: Decision kinds the alert router may deliver; a tick holding one is written before routing.
+_NOTIFYING = frozenset({"alert", "rule_error", "state_change"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,10 +135,10 @@ def run(config: RunConfig, *, policy: PolicySet | None = None,
             if reloader is not None:
                 reloaded = _take_reload(reloader, engine, now, commands, gateway)
                 if reloaded is not None:  # audited at once, in the engine's id sequence
-                    router.route_decision(reloaded)  # a rejected or held edit alerts
                     buffered_decisions.append(reloaded)
                     store.write(run_id, buffered_events, buffered_decisions, fill_ltps)
                     buffered_events, buffered_decisions = [], []
+                    router.route_decision(reloaded)  # a rejected or held edit alerts
             # -- end hot reload ------------------------------------------------------------
             result = engine.tick(inbound)
             outcome.ticks += 1
@@ -148,14 +150,15 @@ def run(config: RunConfig, *, policy: PolicySet | None = None,
                     sign = 1 if d.result["side"] == "BUY" else -1
                     outcome.slippage_vs_ltp += (d.result["price"] - ltp) * sign * d.result["qty"]
                     outcome.fills_seen += 1
-            for decision in result.decisions:
-                router.route_decision(decision)  # never raises: a dead sink is counted
             buffered_events.extend(inbound)
             buffered_decisions.extend(result.decisions)
             acts = bool(result.orders or result.cancels)
-            if acts or len(buffered_events) > 5000 or commands:
+            notify = any(d.kind in _NOTIFYING for d in result.decisions)
+            if acts or notify or commands or len(buffered_events) > 5000:
                 store.write(run_id, buffered_events, buffered_decisions, fill_ltps)  # write-ahead
                 buffered_events, buffered_decisions = [], []
+            for decision in result.decisions:  # alerts are side effects too: after the write
+                router.route_decision(decision)  # never raises: a dead sink is counted
             if result.orders or result.cancels:
                 # only now, after the write-ahead: throttled, retried without doubling
                 gateway.submit(result.orders, result.cancels, now)
@@ -177,9 +180,13 @@ def run(config: RunConfig, *, policy: PolicySet | None = None,
                 buffered_events.extend(tail)
                 buffered_decisions.extend(result.decisions)
             _snapshot(store, run_id, engine, outcome.last_ts)
+        store.write(run_id, buffered_events, buffered_decisions, fill_ltps)
+        if outcome.last_ts is not None:
+            if tail:
+                for decision in result.decisions:
+                    router.route_decision(decision)
             router.flush(outcome.last_ts, final=True)
         outcome.extra["alerts"] = router.stats().as_dict()
-        store.write(run_id, buffered_events, buffered_decisions, fill_ltps)
         status = "completed"
     finally:
         gateway.close()

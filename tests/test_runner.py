@@ -147,3 +147,27 @@ def test_replaying_the_13_march_2020_circuit_day_runs_end_to_end(tmp_path: Path)
     assert kinds.get("data_quality", 0) >= 2
     # index-only data: no option quotes, so option strategies cannot size an entry
     assert _table(db, "SELECT COUNT(*) FROM orders")[0][0] == 0
+
+
+def test_an_alert_reaches_a_person_only_after_its_decision_is_in_the_audit_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alerts are side effects too: write-ahead applies to them as to orders."""
+    import ruleengine.runner as runner_module
+    from ruleengine.alerting import build_router
+
+    db = tmp_path / "alerts.db"
+    seen: list[tuple[str, bool]] = []
+
+    class CheckingSink:
+        name = "log"
+
+        def send(self, severity: str, title: str, body: str) -> None:
+            with sqlite3.connect(db) as conn:
+                stored = {r[0] for r in conn.execute("SELECT message FROM decisions")}
+            seen.append((body, any(m and m in body for m in stored)))
+
+    monkeypatch.setattr(runner_module, "build_router",
+                        lambda policy: build_router(policy, sinks={"log": CheckingSink()}))
+    run(_config(db, feed="synthetic:flash-crash"))
+    assert seen, "the flash crash raised no alert"
+    assert all(written for _body, written in seen), [b for b, w in seen if not w]
