@@ -20,7 +20,6 @@ from .market import (
     SESSION_OPEN_S,
     MarketState,
     UnderlyingState,
-    in_session,
     seconds_of_day,
 )
 from .portfolio import LegPosition, Portfolio
@@ -28,43 +27,30 @@ from .portfolio import LegPosition, Portfolio
 Values = dict[str, Any]
 
 
-class LazyValues(dict[str, Any]):
-    """A scope's values, computed a group at a time on first read.
+class ScopeValues(dict[str, Any]):
+    """A strategy scope's values: its own names (``strategy.*``, ``position.*``, ``ind.*``)
+    held directly, and the underlying's shared values read through rather than copied.
 
-    Compiled expressions read ``n["market.vix"]``; a dict subclass with ``__missing__`` keeps
-    that a plain dict lookup once loaded, and computes a group (``market``, ``account``, ...) only
-    when some rule or strategy actually reads one of its names. A name the group cannot supply
-    raises KeyError, which the expression layer reports as a missing value (the safe side).
+    Four strategies copying a fifty-name dict every tick cost more than the few shared names
+    each one actually reads. ``get`` is overridden because ``dict.get`` skips ``__missing__``.
     """
 
-    __slots__ = ("_base", "_loaded", "_loaders")
+    __slots__ = ("base",)
 
-    def __init__(self, loaders: dict[str, Callable[[], Values]],
-                 base: Values | None = None) -> None:
-        super().__init__()
-        self._loaders = loaders
-        self._loaded: set[str] = set()
-        self._base = base or {}
+    def __init__(self, own: Values, base: Values) -> None:
+        super().__init__(own)
+        self.base = base
 
     def __missing__(self, key: str) -> Any:
-        base = self._base
-        if key in base:  # shared values are read through, never copied
-            return base[key]
-        group = key.partition(".")[0]
-        if group not in self._loaded:
-            self._loaded.add(group)
-            loader = self._loaders.get(group)
-            if loader is not None:
-                self.update(loader())
-                if key in self:
-                    return dict.__getitem__(self, key)
-        raise KeyError(key)
+        return self.base[key]
 
     def get(self, key: str, default: Any = None) -> Any:
         try:
             return self[key]
         except KeyError:
             return default
+
+
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -81,13 +67,14 @@ def _age(now: datetime, then: datetime | None) -> float | None:
 
 
 def session_values(now: datetime) -> Values:
-    secs = seconds_of_day(now)
+    secs = now.hour * 3600 + now.minute * 60 + now.second  # seconds_of_day, inlined: per tick
+    weekday = now.weekday()
     return {
         "session.time": secs,
-        "session.is_open": in_session(now) and now.weekday() < 5,
+        "session.is_open": SESSION_OPEN_S <= secs <= SESSION_CLOSE_S and weekday < 5,
         "session.minutes_since_open": max(secs - SESSION_OPEN_S, 0) / 60.0,
         "session.minutes_to_close": max(SESSION_CLOSE_S - secs, 0) / 60.0,
-        "session.weekday": now.weekday(),
+        "session.weekday": weekday,
     }
 
 
@@ -114,61 +101,75 @@ def next_expiry(u: UnderlyingState, inst: Instrument | None, today: date) -> dat
     return None
 
 
+_MOVE_NAMES = {m: f"market.move_{m}m_pct" for m in MOVE_WINDOWS_MIN}
+
+
 def market_values(market: MarketState, u: UnderlyingState, inst: Instrument | None,
                   stale: DQParams, moves: tuple[int, ...] = MOVE_WINDOWS_MIN) -> Values:
+    """``market.*`` and ``feed.*`` of one underlying. Built on every tick, so written with
+    locals and few calls; each name is still set only when its value is known."""
     now = market.now
     assert now is not None
     v: Values = {}
-    spot = u.spot
+    spot, prev, high, low = u.spot, u.prev_close, u.high, u.low
     if spot is not None:
         v["market.spot"] = spot
         if inst is not None:
             v["market.atm_strike"] = round(spot / inst.strike_step) * inst.strike_step
-        if u.prev_close:
-            v["market.change_pct"] = (spot - u.prev_close) / u.prev_close * 100.0
-            if u.high is not None and u.low is not None:
-                v["market.range_pct"] = (u.high - u.low) / u.prev_close * 100.0
+        if prev:
+            v["market.change_pct"] = (spot - prev) / prev * 100.0
+            if high is not None and low is not None:
+                v["market.range_pct"] = (high - low) / prev * 100.0
         for minutes in moves:
             move = u.move_pct(minutes)
             if move is not None:
-                v[f"market.move_{minutes}m_pct"] = move
-    if u.prev_close is not None:
-        v["market.prev_close"] = u.prev_close
+                v[_MOVE_NAMES.get(minutes) or f"market.move_{minutes}m_pct"] = move
+    if prev is not None:
+        v["market.prev_close"] = prev
     if u.open is not None:
         v["market.open"] = u.open
-        if u.prev_close:
-            v["market.gap_pct"] = (u.open - u.prev_close) / u.prev_close * 100.0
-    if u.high is not None:
-        v["market.day_high"] = u.high
-    if u.low is not None:
-        v["market.day_low"] = u.low
+        if prev:
+            v["market.gap_pct"] = (u.open - prev) / prev * 100.0
+    if high is not None:
+        v["market.day_high"] = high
+    if low is not None:
+        v["market.day_low"] = low
     if u.fut is not None:
         v["market.fut"] = u.fut.ltp
-    if market.vix is not None:
-        v["market.vix"] = market.vix
+    vix = market.vix
+    if vix is not None:
+        v["market.vix"] = vix
         if market.vix_prev_close:
             v["market.vix_prev_close"] = market.vix_prev_close
-            v["market.vix_change_pct"] = (market.vix / market.vix_prev_close - 1.0) * 100.0
+            v["market.vix_change_pct"] = (vix / market.vix_prev_close - 1.0) * 100.0
         if market.vix_low:
             v["market.vix_day_low"] = market.vix_low
-            v["market.vix_rise_from_low_pct"] = (market.vix / market.vix_low - 1.0) * 100.0
-    spot_age = _session_age(now, u.spot_ts)
-    vix_age = _age(now, market.vix_ts)
-    chain_age = _age(now, u.chain_ts)
+            v["market.vix_rise_from_low_pct"] = (vix / market.vix_low - 1.0) * 100.0
+    spot_ts, feeds = u.spot_ts, u.feeds
+    today = now.date()
+    spot_age = _session_age(now, spot_ts)
+    vix_age = None if market.vix_ts is None else (now - market.vix_ts).total_seconds()
+    chain_age = None if u.chain_ts is None else (now - u.chain_ts).total_seconds()
     if spot_age is not None:
         v["feed.age_s"] = spot_age
     if vix_age is not None:
         v["feed.vix_age_s"] = vix_age
     if chain_age is not None:
         v["feed.chain_age_s"] = chain_age
-    v["feed.healthy"] = (u.spot_ts is not None and u.spot_ts.date() == now.date()
+    v["feed.healthy"] = (spot_ts is not None and spot_ts.date() == today
                          and spot_age is not None and spot_age <= stale.stale_s("underlying", now)
                          and vix_age is not None and vix_age <= stale.stale_s("vix", now))
-    if u.feeds.active is not None:
-        v["feed.source"] = u.feeds.active
-    v["feed.divergence_pct"] = divergence_pct(u.feeds)
-    v["feed.in_auction"] = u.feeds.auction_until is not None and now < u.feeds.auction_until
-    v["feed.suspect"] = any(t.suspect is not None for t in u.feeds.sources.values())
+    if feeds.active is not None:
+        v["feed.source"] = feeds.active
+    sources = feeds.sources
+    v["feed.divergence_pct"] = divergence_pct(feeds) if len(sources) > 1 else 0.0
+    v["feed.in_auction"] = feeds.auction_until is not None and now < feeds.auction_until
+    suspect = False
+    for track in sources.values():
+        if track.suspect is not None:
+            suspect = True
+            break
+    v["feed.suspect"] = suspect
     v["feed.chain_strikes"] = u.chain_strikes
     v["feed.chain_ok"] = (chain_age is not None and chain_age <= stale.stale_s("options", now)
                           and u.chain_strikes >= stale.min_strikes_each_side)
@@ -184,8 +185,8 @@ def expiry_values(u: UnderlyingState | None, inst: Instrument | None, today: dat
 
 
 def account_values(portfolio: Portfolio, capital: float, unrealized: float,
-                   peak_equity: float, open_orders: int, orders_today: int,
-                   kill_switch: bool) -> Values:
+                   peak_equity: float, open_positions: int, open_orders: int,
+                   orders_today: int, kill_switch: bool) -> Values:
     day_pnl = portfolio.realized - portfolio.charges + unrealized
     equity = capital + day_pnl
     return {
@@ -198,7 +199,7 @@ def account_values(portfolio: Portfolio, capital: float, unrealized: float,
         "account.charges": portfolio.charges,
         "account.peak_equity": max(peak_equity, equity),
         "account.drawdown_pct": max(max(peak_equity, equity) - equity, 0.0) / capital * 100.0,
-        "account.open_positions": len(portfolio.open_legs()),
+        "account.open_positions": open_positions,
         "account.open_orders": open_orders,
         "account.trades_today": portfolio.trades_today,
         "account.orders_today": orders_today,
@@ -207,11 +208,23 @@ def account_values(portfolio: Portfolio, capital: float, unrealized: float,
     }
 
 
+MarkedLeg = tuple[LegPosition, float | None]  # an open leg and this tick's mark of it
+
+
+def mark_legs(legs: list[LegPosition],
+              marks: Callable[[Contract], float | None]) -> list[MarkedLeg]:
+    return [(leg, marks(leg.contract)) for leg in legs]
+
+
 def strategy_values(portfolio: Portfolio, strategy_id: str, capital: float,
-                    legs: list[LegPosition], marks: Callable[[Contract], float | None],
-                    entry_ts: datetime | None, now: datetime) -> Values:
+                    marked: list[MarkedLeg], entry_ts: datetime | None, now: datetime) -> Values:
+    """``strategy.*`` and ``position.*`` of one strategy; ``marked`` are its open legs, each
+    with this tick's mark (worked out once per tick, however many stages read it)."""
     book = portfolio.book(strategy_id)
-    unrealized = sum(p.unrealized(marks(p.contract)) for p in legs)
+    unrealized = 0.0
+    for leg, mark in marked:
+        if mark is not None:
+            unrealized += (mark - leg.avg_price) * leg.qty  # LegPosition.unrealized, inlined
     day_pnl = book.realized - book.charges + unrealized
     peak = book.peak_pnl = max(book.peak_pnl, day_pnl)  # tracked whenever a rule reads it
     v: Values = {
@@ -221,31 +234,29 @@ def strategy_values(portfolio: Portfolio, strategy_id: str, capital: float,
         "strategy.drawdown_pct": (peak - day_pnl) / capital * 100.0 if capital else 0.0,
         "strategy.trades_today": book.trades_today,
         "strategy.consecutive_losses": book.consecutive_losses,
-        "strategy.in_position": bool(legs),
-        "strategy.open_legs": len(legs),
+        "strategy.in_position": bool(marked),
+        "strategy.open_legs": len(marked),
         "strategy.reentries_today": book.reentries_today,
     }
-    if legs:
+    if marked:
         position_pnl = unrealized + book.trade_pnl
-        base = position_base(legs)
+        base = position_base([leg for leg, _ in marked])
         v["strategy.position_pnl"] = position_pnl
         if base > 0:
             v["strategy.position_pnl_pct"] = position_pnl / base * 100.0
         if entry_ts is not None:
             v["strategy.minutes_in_trade"] = (now - entry_ts).total_seconds() / 60.0
-        v.update(position_values(legs, marks))
+        v.update(position_values(marked))
     if book.last_exit_ts is not None:
         v["strategy.minutes_since_exit"] = (now - book.last_exit_ts).total_seconds() / 60.0
     return v
 
 
-def position_values(legs: list[LegPosition],
-                    marks: Callable[[Contract], float | None]) -> Values:
+def position_values(marked: list[MarkedLeg]) -> Values:
     """``position.*`` in a strategy's scope: its open leg with the worst P&L (for a one-leg
     strategy, simply its leg), so an exit condition can watch the leg nearest its stop."""
     worst: tuple[float, LegPosition, float] | None = None
-    for leg in legs:
-        mark = marks(leg.contract)
+    for leg, mark in marked:
         if mark is None:
             continue
         pnl = leg.unrealized(mark)
@@ -265,6 +276,11 @@ def position_values(legs: list[LegPosition],
 def position_base(legs: list[LegPosition]) -> float:
     """Premium a position's percentages are measured against: the net credit or debit, or the
     gross premium when the legs net out to nearly nothing."""
-    net = abs(sum(p.avg_price * p.qty for p in legs))
-    gross = sum(abs(p.avg_price * p.qty) for p in legs)
+    net = 0.0
+    gross = 0.0
+    for p in legs:
+        value = p.avg_price * p.qty
+        net += value
+        gross += abs(value)
+    net = abs(net)
     return net if net > 0.05 * gross else gross

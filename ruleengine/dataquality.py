@@ -10,6 +10,7 @@ so a flapping feed cannot make prices jump back and forth. All of it runs on eve
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,16 +40,37 @@ class DQParams:
     divergence_pct: float = 0.3
     min_strikes_each_side: int = 5
     phases: tuple[tuple[int, int, tuple[tuple[str, float], ...]], ...] = ()
+    # Derived from the fields above in __post_init__ (the dataclass is frozen, so they never go
+    # out of date); stale_s is asked several times a tick and should not rescan the phases.
+    _windows: dict[str, tuple[tuple[int, int, float], ...]] = field(
+        init=False, repr=False, compare=False)
+    _defaults: dict[str, float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        windows: dict[str, list[tuple[int, int, float]]] = {}
+        for start, end, overrides in self.phases:
+            seen: set[str] = set()
+            for name, value in overrides:
+                if name not in seen:  # within a phase the first override of a class wins
+                    seen.add(name)
+                    windows.setdefault(name, []).append((start, end, value))
+        object.__setattr__(self, "_windows", {k: tuple(v) for k, v in windows.items()})
+        defaults: dict[str, float] = {}
+        for kind in ("underlying", "futures", "options", "vix"):
+            # a bad value is reported when stale_s is asked for it, as it always was
+            with contextlib.suppress(TypeError, ValueError):
+                defaults[kind] = float(getattr(self, f"stale_{kind}_s"))
+        object.__setattr__(self, "_defaults", defaults)
 
     def stale_s(self, kind: str, now: datetime) -> float:
-        """The staleness threshold of one class (underlying, futures, options, vix) now."""
+        """The staleness threshold of one class (underlying, futures, options, vix) now: the
+        first phase that covers ``now`` and overrides the class, else the class default."""
         secs = now.hour * 3600 + now.minute * 60 + now.second
-        for start, end, overrides in self.phases:
+        for start, end, value in self._windows.get(kind, ()):
             if start <= secs < end:
-                for name, value in overrides:
-                    if name == kind:
-                        return value
-        return float(getattr(self, f"stale_{kind}_s"))
+                return value
+        default = self._defaults.get(kind)
+        return default if default is not None else float(getattr(self, f"stale_{kind}_s"))
 
     @classmethod
     def from_policy(cls, doc: dict[str, Any] | None) -> DQParams:
@@ -95,6 +117,8 @@ class InstrumentFeeds:
     active: str | None = None
     last_seen: datetime | None = None  # last in-session tick of the active feed (halt detection)
     auction_until: datetime | None = None
+    _ranked: list[tuple[str, SourceTrack]] = field(default_factory=list, init=False,
+                                                   repr=False, compare=False)
 
     def track(self, source: str, params: DQParams) -> SourceTrack:
         t = self.sources.get(source)
@@ -104,33 +128,43 @@ class InstrumentFeeds:
             t = self.sources[source] = SourceTrack(rank=rank)
         return t
 
+    def ranked(self) -> list[tuple[str, SourceTrack]]:
+        """Sources best first (ties in arrival order). Kept between ticks: a rank is fixed when
+        the source is first seen and sources are only ever added, so a change in their number
+        is the only thing that can change the order."""
+        if len(self._ranked) != len(self.sources):
+            self._ranked = sorted(self.sources.items(), key=lambda kv: kv[1].rank)
+        return self._ranked
+
 
 Note = tuple[str, dict[str, Any]]  # (classification, details) for a data_quality decision
 
 
 def screen(feeds: InstrumentFeeds, source: str, ts: datetime, value: float,
-           received: datetime | None, params: DQParams, key: str) -> tuple[bool, list[Note]]:
-    """Decide whether one tick may become a price. Returns (accepted, notes)."""
-    notes: list[Note] = []
+           received: datetime | None, params: DQParams, key: str, notes: list[Note]) -> bool:
+    """Decide whether one tick may become a price; what it notes is appended to ``notes`` (the
+    market's per-tick list, so a clean tick, nearly all of them, allocates nothing)."""
     t = feeds.track(source, params)
-
-    def detail() -> dict[str, Any]:  # built only when a note is made: most ticks pass
-        return {"instrument": key, "source": source, "value": value, "ts": ts.isoformat()}
-
     if received is not None and (ts - received).total_seconds() > params.future_tolerance_s:
-        return False, [("future_timestamp", {**detail(), "received": received.isoformat()})]
+        notes.append(("future_timestamp", {**_detail(key, source, value, ts),
+                                           "received": received.isoformat()}))
+        return False
     if t.ts is not None and t.ts.date() != ts.date():
         t.value = None  # a new session: the overnight gap is not a spike
         t.suspect = None
     if t.ts is not None:
         if params.reject_out_of_order and ts < t.ts:
-            return False, [("out_of_order", {**detail(), "last": t.ts.isoformat()})]
+            notes.append(("out_of_order", {**_detail(key, source, value, ts),
+                                           "last": t.ts.isoformat()}))
+            return False
         if params.reject_duplicates and ts == t.ts and value == t.value:
-            return False, [("duplicate", detail())]
+            notes.append(("duplicate", _detail(key, source, value, ts)))
+            return False
     if feeds.auction_until is not None:
         if ts < feeds.auction_until:
-            return False, [("auction_indicative",
-                            {**detail(), "until": feeds.auction_until.isoformat()})]
+            notes.append(("auction_indicative", {**_detail(key, source, value, ts),
+                                                 "until": feeds.auction_until.isoformat()}))
+            return False
         feeds.auction_until = None
         feeds.last_seen = None  # trading resumed: the halt's silence is accounted for
         t.value = None  # the first regular print after a halt is not a spike by itself
@@ -138,35 +172,46 @@ def screen(feeds: InstrumentFeeds, source: str, ts: datetime, value: float,
         gap = (ts - feeds.last_seen).total_seconds()
         if gap >= params.silence_s and ts.date() == feeds.last_seen.date():
             halt = _matching_halt(gap, params)
-            notes.append(("halt_detected", {**detail(), "silence_s": gap,
+            notes.append(("halt_detected", {**_detail(key, source, value, ts), "silence_s": gap,
                                             "halt_min": halt[0] if halt else None}))
             if halt is not None and halt[1]:
                 feeds.auction_until = feeds.last_seen + timedelta(
                     minutes=halt[0]) + timedelta(seconds=params.auction_s)
                 if ts < feeds.auction_until:
-                    return False, [*notes, ("auction_indicative",
-                                            {**detail(),
-                                             "until": feeds.auction_until.isoformat()})]
+                    notes.append(("auction_indicative",
+                                  {**_detail(key, source, value, ts),
+                                   "until": feeds.auction_until.isoformat()}))
+                    return False
     if source == feeds.active or feeds.active is None:
         feeds.last_seen = ts
     confirmed = False
     if t.suspect is not None:
         if abs(value / t.suspect[1] - 1.0) * 100.0 <= params.max_jump_pct:
-            notes.append(("spike_confirmed", {**detail(), "suspect": t.suspect[1]}))
+            notes.append(("spike_confirmed", {**_detail(key, source, value, ts),
+                                              "suspect": t.suspect[1]}))
             confirmed = True
         else:
-            notes.append(("spike_rejected", {**detail(), "suspect": t.suspect[1],
+            notes.append(("spike_rejected", {**_detail(key, source, value, ts),
+                                             "suspect": t.suspect[1],
                                              "reason": "the next tick did not confirm it"}))
         t.suspect = None
     if not confirmed and t.value is not None and t.value > 0 and \
             abs(value / t.value - 1.0) * 100.0 > params.max_jump_pct:
         if _confirmed_elsewhere(feeds, source, value, ts, params):
-            notes.append(("spike_confirmed", {**detail(), "by": "another feed"}))
+            notes.append(("spike_confirmed", {**_detail(key, source, value, ts),
+                                              "by": "another feed"}))
         else:
             t.suspect = (ts, value)
-            return False, [*notes, ("spike_suspect", {**detail(), "last": t.value})]
+            notes.append(("spike_suspect", {**_detail(key, source, value, ts),
+                                            "last": t.value}))
+            return False
     t.value, t.ts = value, ts
-    return True, notes
+    return True
+
+
+def _detail(key: str, source: str, value: float, ts: datetime) -> dict[str, Any]:
+    """What every screening note says about its tick; built only when a note is made."""
+    return {"instrument": key, "source": source, "value": value, "ts": ts.isoformat()}
 
 
 def _matching_halt(gap_s: float, params: DQParams) -> tuple[float, bool] | None:
@@ -192,9 +237,9 @@ def _confirmed_elsewhere(feeds: InstrumentFeeds, source: str, value: float, ts: 
 
 
 def maintain(feeds: InstrumentFeeds, now: datetime, stale_s: float, params: DQParams,
-             key: str) -> list[Note]:
-    """Per tick: expire unconfirmed spikes, track freshness, fail over and fail back."""
-    notes: list[Note] = []
+             key: str, notes: list[Note]) -> None:
+    """Per tick: expire unconfirmed spikes, track freshness, fail over and fail back. Notes are
+    appended to ``notes``."""
     for name, t in feeds.sources.items():
         if t.suspect is not None and (now - t.suspect[0]).total_seconds() > \
                 params.confirm_within_s:
@@ -207,24 +252,25 @@ def maintain(feeds: InstrumentFeeds, now: datetime, stale_s: float, params: DQPa
             t.fresh_since = None
         elif t.fresh_since is None:
             t.fresh_since = t.ts
-    ranked = sorted(feeds.sources.items(), key=lambda kv: kv[1].rank)
-    fresh = [(n, t) for n, t in ranked if t.fresh_since is not None]
     active = feeds.sources.get(feeds.active) if feeds.active else None
     if active is None or active.fresh_since is None:
-        if fresh and fresh[0][0] != feeds.active:
-            notes.append(("failover", {"instrument": key, "from": feeds.active,
-                                       "to": fresh[0][0]}))
-            feeds.active = fresh[0][0]
-        return notes
-    for name, t in fresh:
+        for name, t in feeds.ranked():  # the best fresh feed, if any
+            if t.fresh_since is not None:
+                if name != feeds.active:
+                    notes.append(("failover", {"instrument": key, "from": feeds.active,
+                                               "to": name}))
+                    feeds.active = name
+                break
+        return
+    for name, t in feeds.ranked():  # a better feed, fresh for long enough, takes over again
+        if t.fresh_since is None:
+            continue
         if t.rank >= active.rank:
             break
-        assert t.fresh_since is not None
         if (now - t.fresh_since).total_seconds() >= params.failback_after_s:
             notes.append(("failback", {"instrument": key, "from": feeds.active, "to": name}))
             feeds.active = name
             break
-    return notes
 
 
 def divergence_pct(feeds: InstrumentFeeds) -> float:

@@ -10,14 +10,15 @@ later tick.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from .checks import CheckConfig, check_order, context_for, gateway
 from .context import (
-    LazyValues,
+    MarkedLeg,
+    ScopeValues,
     Values,
     account_values,
     expiry_values,
@@ -37,7 +38,7 @@ from .events import (
     OrderRejected,
 )
 from .functions import parse_duration
-from .guards import rearm_all, run_guards
+from .guards import Emit, rearm_all, run_guards
 from .market import MOVE_WINDOWS_MIN, MarketState, seconds_of_day
 from .policyset import PolicySet
 from .portfolio import ChargeFn, Portfolio
@@ -45,6 +46,9 @@ from .signals import Signal, entry_signal, exit_signals, make_run_indicators, up
 from .sizing import ExecutionParams, exit_order, plan_entry
 from .state import EngineState, OrderTrack, PlannedLeg, StrategyRun
 from .tradingstate import ScopeState, TradingState, effective, scope_chain
+
+_ORDER_AND_OPERATOR_EVENTS = (OrderFilled, OrderAccepted, OrderRejected, OrderCancelled,
+                              OperatorCommand)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,8 +79,15 @@ class Engine:
         self.capital = policy.capital
         self.checks = CheckConfig.from_policy_set(policy)
         self._moves = _move_windows_read(policy)
-        self._loaders: dict[str, dict[str, Callable[[], Values]]] = {}
-        self._cache: dict[str, Values] = {}
+        self._tick_values: dict[str, Values] = {}  # this tick's values, by scope
+        self._bases: dict[str | None, Values] = {}  # this tick's, by underlying
+        self._account_values: Values | None = None  # this tick's
+        self._expiry: dict[str, tuple[tuple[date, tuple[date, ...]], Values]] = {}
+        # this tick's open legs with their marks (one price lookup per leg per tick)
+        self._marked: list[MarkedLeg] = []
+        self._open_legs: dict[str, list[MarkedLeg]] = {}  # the same, by strategy
+        self._strategy_cache: dict[str, tuple[tuple[Any, ...], ScopeValues]] = {}
+        self._emit_cache: tuple[datetime, Emit] | None = None
         self._now = datetime.min
 
     @property
@@ -97,7 +108,7 @@ class Engine:
                     old.best_pnl_pct
             runs[spec.id] = run
         st.policy, st.runs = policy, runs
-        self._loaders = {}
+        self._strategy_cache = {}
         self.execution = _execution_params(policy)
         self.checks = CheckConfig.from_policy_set(policy)
         self._moves = _move_windows_read(policy)
@@ -106,7 +117,10 @@ class Engine:
     # -- the tick ------------------------------------------------------------------------------
     def tick(self, events: Sequence[Event]) -> TickResult:
         st = self.state
-        now = max(e.ts for e in events)
+        now = events[0].ts
+        for event in events:  # the latest timestamp (a plain loop: max() over a generator
+            if event.ts > now:  # costs more than the few events of a tick)
+                now = event.ts
         if st.market.now is not None and now < st.market.now:
             now = st.market.now  # a late event never moves the engine's clock backwards
         st.decisions, st.outbox, st.cancels = [], [], []
@@ -116,107 +130,153 @@ class Engine:
             self._ingest(event, now)
         st.market.maintain(now)
         if st.market.notes:
-            emit = self._emit_at(now)
-            for verdict, detail in st.market.notes:
-                emit("data_quality", scope=f"underlying:{detail['instrument']}"
-                     if detail.get("instrument") not in (None, "VIX") else "account",
-                     result={"classification": verdict, **detail},
-                     message=f"{detail.get('instrument')} {verdict.replace('_', ' ')}"
-                             f" ({detail.get('source', '')})")
-            st.market.notes = []
+            self._market_notes(now)
+        self._update_bars(now)
         self._now = now
-        self._cache = {}
-        scope_values: dict[str, Values] = {}
+        self._tick_values, self._bases, self._account_values = {}, {}, None
         marks = st.market.mark_price
-
-        def values_for(scope: str) -> Values:
-            hit = scope_values.get(scope)
-            if hit is None:
-                hit = scope_values[scope] = self._values(scope)
-            return hit
-
+        self._marked = [(leg, marks(leg.contract)) for leg in st.portfolio.legs.values()
+                        if leg.qty != 0] if st.portfolio.legs else []
+        self._open_legs = _by_strategy(self._marked)
         if self.guards_enabled:
-            run_guards(st, values_for, now, self._emit_at(now))
+            run_guards(st, self._values_for, now, self._emit_at(now))
         self._square_off(now)
         self._cancel_stale_entries(now)
-        now_s = seconds_of_day(now)
-        for run in st.runs.values():
-            u = st.market.underlyings.get(run.spec.underlying)
-            if u is not None and u.spot_ts == now:
-                fut = u.fut.ltp if u.fut is not None else None
-                update_bars(run, now, {"spot": u.spot, "fut": fut})
-            legs = st.portfolio.open_legs(run.spec.id)
-            busy = bool(legs) or self._busy(run)
-            if not busy and not run.spec.entry_start_s <= now_s <= run.spec.entry_end_s:
-                continue  # flat and outside its entry window: nothing to decide
-            values = values_for(f"strategy:{run.spec.id}")
-            if busy:
-                exiting = {o.request.leg_id for o in st.open_orders()
-                           if o.request.strategy_id == run.spec.id and o.request.purpose != "entry"}
-                for sig in exit_signals(run, legs, st.portfolio, marks, values, now, exiting):
-                    self._exit(run, sig, now)
-            else:
-                self._maybe_enter(run, values, now)
+        self._strategies(now)
         return TickResult(ts=now, decisions=tuple(st.decisions), orders=tuple(st.outbox),
                           cancels=tuple(st.cancels))
 
-    # -- values --------------------------------------------------------------------------------
-    def _values(self, scope: str) -> Values:
-        """Values a scope's expressions read. Account and underlying scopes share one dict per
-        underlying, built once per tick (the guards read nearly all of it anyway); a strategy
-        scope adds its own names, computed only if something reads them."""
-        kind, _, name = scope.partition(":")
-        if kind != "strategy":
-            return self._base(name if kind == "underlying" else self._primary_underlying())
-        run = self.state.runs[name]
-        loaders = self._loaders.get(scope)
-        if loaders is None:
-            loaders = self._loaders[scope] = self._strategy_loaders(run)
-        return LazyValues(loaders, self._base(run.spec.underlying))
+    def _market_notes(self, now: datetime) -> None:
+        st = self.state
+        emit = self._emit_at(now)
+        for verdict, detail in st.market.notes:
+            emit("data_quality", scope=f"underlying:{detail['instrument']}"
+                 if detail.get("instrument") not in (None, "VIX") else "account",
+                 result={"classification": verdict, **detail},
+                 message=f"{detail.get('instrument')} {verdict.replace('_', ' ')}"
+                         f" ({detail.get('source', '')})")
+        st.market.notes = []
 
-    def _base(self, underlying: str | None) -> Values:
-        key = f"base:{underlying}"
-        hit = self._cache.get(key)
-        if hit is None:
-            hit = {**self._session(underlying), **self._market(underlying), **self._account()}
-            self._cache[key] = hit
+    def _update_bars(self, now: datetime) -> None:
+        """Indicators move with the market, before any rule or strategy reads them; only a
+        tick that brought a new price for a strategy's underlying counts."""
+        secs = seconds_of_day(now)
+        day_s = now.toordinal() * 86400
+        underlyings = self.state.market.underlyings
+        for run in self.state.runs.values():
+            if run.sources:
+                u = underlyings.get(run.spec.underlying)
+                if u is not None and u.spot_ts == now:
+                    update_bars(run, day_s, secs, u.spot, u.fut.ltp if u.fut is not None else None)
+
+    def _strategies(self, now: datetime) -> None:
+        """Stage 4: exits before entries, strategy by strategy. A flat strategy outside its
+        entry window has nothing to decide and costs only its bar update."""
+        st = self.state
+        secs = seconds_of_day(now)
+        busy_ids = {o.request.strategy_id for o in st.live.values()} if st.live else set()
+        for sid, run in st.runs.items():
+            spec = run.spec
+            legs = self._open_legs.get(sid)
+            busy = bool(legs) or bool(run.waiting) or sid in busy_ids
+            if not busy and not spec.entry_start_s <= secs <= spec.entry_end_s:
+                continue  # flat and outside its entry window: nothing to decide
+            values = self._values_for(run.scope)
+            if busy:
+                exiting = {o.request.leg_id for o in st.live.values()
+                           if o.request.strategy_id == sid and o.request.purpose != "entry"} \
+                    if sid in busy_ids else set()
+                for sig in exit_signals(run, legs or [], values, now, exiting):
+                    self._exit(run, sig, now)
+            else:
+                self._maybe_enter(run, values, now)
+
+    # -- values --------------------------------------------------------------------------------
+    def _values_for(self, scope: str) -> Values:
+        """Values a scope's expressions read, built at most once per scope per tick. Account and
+        underlying scopes share one dict per underlying; a strategy scope is that dict plus
+        its own ``strategy.*``, ``position.*`` and ``ind.*`` names."""
+        hit = self._tick_values.get(scope)
+        if hit is not None:
+            return hit
+        kind, _, name = scope.partition(":")
+        if kind == "strategy":
+            hit = self._strategy_scope(self.state.runs[name])
+        else:
+            hit = self._base(name if kind == "underlying" else self._primary_underlying())
+        self._tick_values[scope] = hit
         return hit
 
-    def _strategy_loaders(self, run: StrategyRun) -> dict[str, Callable[[], Values]]:
-        st = self.state
-        spec = run.spec
-        return {
-            "strategy": lambda: strategy_values(
-                st.portfolio, spec.id, self.capital * spec.capital_weight,
-                st.portfolio.open_legs(spec.id), st.market.mark_price, run.entry_ts, self._now),
-            "ind": lambda: run.ind_values,
-        }
-
-    def _market(self, underlying: str | None) -> Values:
-        if underlying is None:
-            return {}
-        st = self.state
-        return market_values(st.market, st.market.underlying(underlying),
-                             st.policy.instruments.get(underlying), st.market.params,
-                             self._moves)
-
-    def _session(self, underlying: str | None) -> Values:
-        now = self._now
-        st = self.state
-        u = st.market.underlyings.get(underlying) if underlying else None
-        inst = st.policy.instruments.get(underlying) if underlying else None
-        return {**session_values(now), **expiry_values(u, inst, now.date())}
-
-    def _account(self) -> Values:
-        hit = self._cache.get("account")
+    def _base(self, underlying: str | None) -> Values:
+        """Session, expiry, market and account values of one underlying, built once a tick."""
+        hit = self._bases.get(underlying)
         if hit is not None:
             return hit
         st = self.state
-        unrealized = st.portfolio.unrealized(st.market.mark_price)
+        now = self._now
+        v = session_values(now)
+        if underlying is not None:
+            u = st.market.underlyings.get(underlying)
+            inst = st.policy.instruments.get(underlying)
+            if u is not None:  # expiries are known once the underlying has been seen
+                expiry = self._expiry.get(underlying)
+                key = (now.date(), u.expiries)
+                if expiry is None or expiry[0] != key:  # once a day, or on a new expiry
+                    expiry = self._expiry[underlying] = (key, expiry_values(u, inst, now.date()))
+                v.update(expiry[1])
+            else:
+                u = st.market.underlying(underlying)
+            v.update(market_values(st.market, u, inst, st.market.params, self._moves))
+        v.update(self._account())
+        self._bases[underlying] = v
+        return v
+
+    def _strategy_scope(self, run: StrategyRun) -> ScopeValues:
+        """A strategy scope's values: its ``strategy.*``, ``position.*`` and ``ind.*`` names
+        over the underlying's shared ones. They change only with its book, its positions
+        (every fill is counted), its indicators and the marks of its legs; an option chain
+        moves every few seconds, a flat strategy not at all. So one object is kept per
+        strategy and rebuilt only when one of those changes; every tick it is pointed at the
+        new shared values and its clock-driven minutes are brought up to date."""
+        st = self.state
+        spec = run.spec
+        legs = self._open_legs.get(spec.id) or []
+        book = st.portfolio.book(spec.id)
+        base = self._base(spec.underlying)
+        key = (self.capital * spec.capital_weight, len(st.portfolio.fills), run.entry_ts,
+               run.ind_changes, book.realized, book.charges, book.trade_pnl,
+               book.trades_today, book.reentries_today, book.consecutive_losses,
+               book.last_exit_ts, book.peak_pnl, [mark for _, mark in legs])
+        cached = self._strategy_cache.get(spec.id)
+        now = self._now
+        if cached is None or cached[0] != key:
+            values = ScopeValues(strategy_values(st.portfolio, spec.id, key[0], legs,
+                                                 run.entry_ts, now), base)
+            values.update(run.ind_values)
+            key = (*key[:11], book.peak_pnl, key[12])  # reading it may have raised the peak
+            self._strategy_cache[spec.id] = (key, values)
+            return values
+        values = cached[1]
+        values.base = base
+        if legs and run.entry_ts is not None:
+            values["strategy.minutes_in_trade"] = (now - run.entry_ts).total_seconds() / 60.0
+        if book.last_exit_ts is not None:
+            values["strategy.minutes_since_exit"] = \
+                (now - book.last_exit_ts).total_seconds() / 60.0
+        return values
+
+    def _account(self) -> Values:
+        hit = self._account_values
+        if hit is not None:
+            return hit
+        st = self.state
+        unrealized = 0.0
+        for leg, mark in self._marked:  # booking order, as the summary adds them
+            unrealized += leg.unrealized(mark)
         acct = account_values(st.portfolio, self.capital, unrealized, st.peak_equity,
-                              len(st.live), st.orders_today, st.kill_switch)
+                              len(self._marked), len(st.live), st.orders_today, st.kill_switch)
         st.peak_equity = acct["account.peak_equity"]
-        self._cache["account"] = acct
+        self._account_values = acct
         return acct
 
     def _primary_underlying(self) -> str | None:
@@ -227,6 +287,11 @@ class Engine:
     # -- events in -----------------------------------------------------------------------------
     def _ingest(self, event: Event, now: datetime) -> None:
         st = self.state
+        if not isinstance(event, _ORDER_AND_OPERATOR_EVENTS):  # market data: nearly all
+            verdict = st.market.apply(event)
+            if verdict is not None:
+                self._data_quality(event, verdict, now)
+            return
         emit = self._emit_at(now)
         if isinstance(event, OrderFilled):
             self._on_fill(event, now)
@@ -262,10 +327,6 @@ class Engine:
                 self._check_flat(track.request.strategy_id, now)
         elif isinstance(event, OperatorCommand):
             self._on_command(event, now)
-        else:
-            verdict = st.market.apply(event)
-            if verdict is not None:
-                self._data_quality(event, verdict, now)
 
     def _data_quality(self, event: Event, verdict: str, now: datetime) -> None:
         """Every tick kept out of prices is recorded with its reason, never silently dropped."""
@@ -541,7 +602,11 @@ class Engine:
                       self._emit_at(now))
         st.day = now.date()
 
-    def _emit_at(self, now: datetime) -> Any:
+    def _emit_at(self, now: datetime) -> Emit:
+        """The decision recorder for one tick's time, made once per tick."""
+        cached = self._emit_cache
+        if cached is not None and cached[0] == now:
+            return cached[1]
         st = self.state
 
         def emit(kind: str, **fields: Any) -> Decision:
@@ -551,7 +616,15 @@ class Engine:
             st.decisions.append(d)
             return d
 
+        self._emit_cache = (now, emit)
         return emit
+
+
+def _by_strategy(marked: list[MarkedLeg]) -> dict[str, list[MarkedLeg]]:
+    out: dict[str, list[MarkedLeg]] = {}
+    for pair in marked:
+        out.setdefault(pair[0].strategy_id, []).append(pair)
+    return out
 
 
 def _execution_params(policy: PolicySet) -> ExecutionParams:

@@ -15,8 +15,17 @@ OptionType = Literal["CE", "PE"]
 Side = Literal["BUY", "SELL"]
 
 
+class _HashSlot:
+    """Gives :class:`Contract` a slot for its hash that is not a dataclass field: ``fields()``,
+    the audit's canonical JSON, repr, equality, ordering and pickling (which would carry a
+    per-process string hash into another process) keep seeing only the five real fields."""
+
+    __slots__ = ("_hash",)
+    _hash: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
-class Contract:
+class Contract(_HashSlot):
     """A tradable instrument. ``kind``: IDX (the index itself, not tradable), FUT or OPT."""
 
     underlying: str
@@ -24,6 +33,17 @@ class Contract:
     expiry: date | None = None
     strike: float | None = None
     option_type: OptionType | None = None
+
+    def __hash__(self) -> int:
+        """The generated dataclass hash, computed once per instance: contracts key the quote
+        book and the marks, tens of lookups a tick, and feeds reuse their contract objects."""
+        try:
+            return self._hash
+        except AttributeError:
+            value = hash((self.underlying, self.kind, self.expiry, self.strike,
+                          self.option_type))
+            object.__setattr__(self, "_hash", value)  # frozen: a cache, not a field
+            return value
 
     @property
     def symbol(self) -> str:

@@ -465,17 +465,25 @@ class _Compiler:
         return _Out(ast.Constant(value=value), typ, value, verdict)
 
 
-def compile_batch(exprs: Sequence[CompiledExpr]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+def compile_batch(exprs: Sequence[CompiledExpr], *,
+                  truth: bool = False) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
     """One callable that evaluates several already-checked expressions into a tuple.
 
     A tick evaluates every guard rule of a scope; one call instead of one per rule removes
     most of the interpreter overhead. If any expression fails, the whole call raises, and the
     caller falls back to evaluating one by one so each failure is attributed to its rule.
+    With ``truth`` each result is its truth value, so a whole tuple compares equal to the last
+    tick's outcomes only when no rule changed.
     """
     bodies = [e.tree for e in exprs if e.tree is not None]
     if len(bodies) != len(exprs):
         fns = [e.fn for e in exprs]
+        if truth:
+            return lambda n: tuple(bool(f(n)) for f in fns)
         return lambda n: tuple(f(n) for f in fns)
+    if truth:  # `not not x`: the truth value without a call
+        bodies = [ast.UnaryOp(op=ast.Not(), operand=ast.UnaryOp(op=ast.Not(), operand=b))
+                  for b in bodies]
     lam = ast.Expression(body=ast.Lambda(
         args=ast.arguments(posonlyargs=[], args=[ast.arg(arg="n")], vararg=None, kwonlyargs=[],
                            kw_defaults=[], kwarg=None, defaults=[]),

@@ -59,6 +59,8 @@ class _ScopePlan:
     rules: tuple[Rule, ...]
     statuses: tuple[RuleStatus, ...]
     batch: Callable[[dict[str, Any]], tuple[Any, ...]]
+    auto_ids: frozenset[str]  # rules that re-arm themselves: watched every tick while held
+    last: tuple[bool, ...] | None = None  # each rule's `active` after the last full pass
 
 
 def _plan(st: EngineState) -> list[_ScopePlan]:
@@ -80,7 +82,8 @@ def _plan(st: EngineState) -> list[_ScopePlan]:
                 status = st.rules[(rule.id, scope)] = RuleStatus()
             statuses.append(status)
         plan.append(_ScopePlan(scope=scope, rules=tuple(rules), statuses=tuple(statuses),
-                               batch=compile_batch([r.when for r in rules])))
+                               batch=compile_batch([r.when for r in rules], truth=True),
+                               auto_ids=frozenset(r.id for r in rules if r.rearm == "auto")))
     st.guard_plan, st.guard_plan_key = plan, key
     return plan
 
@@ -88,7 +91,8 @@ def _plan(st: EngineState) -> list[_ScopePlan]:
 def run_guards(st: EngineState, values_for: Callable[[str], dict[str, Any]], now: datetime,
                emit: Emit) -> None:
     """Evaluate every guard rule in every scope. Rules are evaluated in one batch per scope;
-    only a rule whose outcome changes anything takes the slower, fully audited path."""
+    when no outcome differs from the last pass (the usual tick) that is all the work done.
+    Only a rule whose outcome changes anything takes the slower, fully audited path."""
     overrides = st.overrides
     holds = st.holds
     for sp in _plan(st):
@@ -98,6 +102,9 @@ def run_guards(st: EngineState, values_for: Callable[[str], dict[str, Any]], now
         except (KeyError, ArithmeticError, TypeError, ValueError):
             results = None  # some rule cannot be evaluated: take them one by one
         held = holds.get(sp.scope)
+        if results is not None and results == sp.last and not overrides and \
+                not (held and not sp.auto_ids.isdisjoint(held)):
+            continue  # nothing changes on this tick
         for i, rule in enumerate(sp.rules):
             if overrides and rule.id in overrides:
                 until = overrides[rule.id]
@@ -107,12 +114,13 @@ def run_guards(st: EngineState, values_for: Callable[[str], dict[str, Any]], now
                 emit("operator", rule_id=rule.id, location=rule.location,
                      result={"override": "expired"}, message=f"override of {rule.id} expired")
             status = sp.statuses[i]
-            if results is not None and not status.errored:
-                fired = bool(results[i])
-                if fired == status.active and not (held and rule.id in held
-                                                   and rule.rearm == "auto"):
-                    continue  # nothing changes on this tick
+            if results is not None and not status.errored and results[i] == status.active \
+                    and not (held and rule.id in held and rule.rearm == "auto"):
+                continue  # nothing changes on this tick
             _evaluate(st, rule, sp.scope, values, now, emit)
+        # the fast path above is exact only while no rule of the scope is in error
+        sp.last = None if any(s.errored for s in sp.statuses) else \
+            tuple(s.active for s in sp.statuses)
 
 
 def _evaluate(st: EngineState, rule: Rule, scope: str, values: dict[str, Any], now: datetime,
@@ -261,3 +269,5 @@ def rearm_all(st: EngineState, modes: frozenset[str], reason: str, emit: Emit) -
     for status in st.rules.values():
         status.active = False
         status.clear_since = None
+    for sp in st.guard_plan or ():
+        sp.last = None

@@ -118,6 +118,13 @@ class Strategy:
     max_reentries: int
     sizing_mode: str
     max_units: int
+    legs_by_id: Mapping[str, Leg] = field(init=False, repr=False, compare=False)
+    leg_levels: bool = field(init=False, repr=False, compare=False)  # any per-leg stop/target
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "legs_by_id", {leg.id: leg for leg in self.legs})
+        object.__setattr__(self, "leg_levels", any(
+            leg.stop_loss is not None or leg.target is not None for leg in self.legs))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

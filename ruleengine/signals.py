@@ -8,14 +8,12 @@ stop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from .context import position_base
+from .context import MarkedLeg, position_base
 from .errors import EvaluationError
-from .events import Contract
 from .indicators import Bar, make_indicator
 from .market import seconds_of_day
 from .policyset import Level
@@ -35,21 +33,28 @@ class Signal:
 def make_run_indicators(run: StrategyRun) -> None:
     run.indicators = {i.name: make_indicator(i.type, i.period, bar_seconds=run.spec.timeframe_s)
                       for i in run.spec.indicators}
+    # bars are built only for the series some indicator reads ("spot" before "fut")
+    run.sources = tuple(s for s in ("spot", "fut") if any(i.source == s
+                                                           for i in run.spec.indicators))
 
 
-def update_bars(run: StrategyRun, now: datetime, prices: dict[str, float | None]) -> None:
-    """Fold the latest prices into each source's current bar; close bars at bucket edges."""
+def update_bars(run: StrategyRun, day_s: int, secs: int, spot: float | None,
+                fut: float | None) -> None:
+    """Fold the latest prices into each source's current bar; close bars at bucket edges.
+    ``day_s`` is the day's ordinal in seconds and ``secs`` the second of the day, worked out
+    once per tick for every strategy."""
     tf = run.spec.timeframe_s
-    secs = seconds_of_day(now)
-    bucket = now.toordinal() * 86400 + secs - secs % tf
-    for source, price in prices.items():
+    bucket = day_s + secs - secs % tf
+    bars = run.bars
+    for source in run.sources:
+        price = spot if source == "spot" else fut
         if price is None:
             continue
-        current = run.bars.get(source)
+        current = bars.get(source)
         if current is None or current[0] != bucket:
             if current is not None:
                 _close_bar(run, source, current[0], current[1])
-            run.bars[source] = (bucket, [price, price, price, price])
+            bars[source] = (bucket, [price, price, price, price])
         else:
             ohlc = current[1]
             if price > ohlc[1]:
@@ -63,6 +68,7 @@ def _close_bar(run: StrategyRun, source: str, bucket: int, ohlc: list[float]) ->
     day, secs = divmod(bucket, 86400)
     start = datetime.combine(date.fromordinal(day), time()) + timedelta(seconds=secs)
     bar = Bar(ts=start, open=ohlc[0], high=ohlc[1], low=ohlc[2], close=ohlc[3])
+    run.ind_changes += 1
     for spec in run.spec.indicators:
         if spec.source == source:
             value = run.indicators[spec.name].update(bar)
@@ -72,56 +78,70 @@ def _close_bar(run: StrategyRun, source: str, bucket: int, ohlc: list[float]) ->
                 run.ind_values[f"ind.{spec.name}"] = value
 
 
-def exit_signals(run: StrategyRun, legs: list[LegPosition], portfolio: Portfolio,
-                 marks: Callable[[Contract], float | None], values: dict[str, Any],
+def exit_signals(run: StrategyRun, marked: list[MarkedLeg], values: dict[str, Any],
                  now: datetime, exiting: set[str]) -> list[Signal]:
-    """Exits for an open position, most urgent first; legs already exiting are left alone."""
+    """Exits for an open position, most urgent first; legs already exiting are left alone.
+    ``marked`` are the strategy's open legs with this tick's marks. Runs every tick for every
+    open position, so what only a firing exit needs (leg lists, the premium base) is built
+    only when a check asks for it."""
     spec = run.spec
-    live = [p for p in legs if p.leg_id not in exiting]
+    live = [pm for pm in marked if pm[0].leg_id not in exiting] if exiting else marked
     if not live:
         return []
     sid = spec.id
-    if seconds_of_day(now) >= spec.time_exit_s:
+    if now.hour * 3600 + now.minute * 60 + now.second >= spec.time_exit_s:
         return [Signal(strategy_id=sid, kind="exit", reason="time_exit",
-                       legs=tuple(p.leg_id for p in live))]
-    out: list[Signal] = []
-    by_id = {leg.id: leg for leg in spec.legs}
-    for p in live:
-        mark = marks(p.contract)
-        if mark is None:
-            continue
-        leg = by_id.get(p.leg_id)
-        if leg is None:
-            continue
-        move = (mark - p.avg_price) * (1 if p.qty > 0 else -1)  # favourable move per unit
-        pnl = move * abs(p.qty)
-        if leg.stop_loss is not None and _breached(leg.stop_loss, -move, -pnl, p.avg_price):
-            out.append(Signal(strategy_id=sid, kind="exit", reason="stop_loss", legs=(p.leg_id,),
-                              inputs={"leg": p.leg_id, "avg_price": p.avg_price, "mark": mark}))
-        elif leg.target is not None and _breached(leg.target, move, pnl, p.avg_price):
-            out.append(Signal(strategy_id=sid, kind="exit", reason="target", legs=(p.leg_id,),
-                              inputs={"leg": p.leg_id, "avg_price": p.avg_price, "mark": mark}))
-    if out:
-        return out
-    pct = values.get("strategy.position_pnl_pct")
-    pnl_total = values.get("strategy.position_pnl", 0.0)
-    base = position_base(legs)
-    all_legs = tuple(p.leg_id for p in live)
-    if spec.stop_loss is not None and _combined(spec.stop_loss, -pnl_total, base, legs):
-        return [Signal(strategy_id=sid, kind="exit", reason="stop_loss", legs=all_legs,
-                       inputs={"position_pnl": pnl_total})]
-    if spec.target is not None and _combined(spec.target, pnl_total, base, legs):
-        return [Signal(strategy_id=sid, kind="exit", reason="target", legs=all_legs,
-                       inputs={"position_pnl": pnl_total})]
-    if pct is not None and spec.trail_activate_pct > 0:
-        run.best_pnl_pct = pct if run.best_pnl_pct is None else max(run.best_pnl_pct, pct)
-        if run.best_pnl_pct >= spec.trail_activate_pct and \
-                pct <= run.best_pnl_pct - spec.trail_pct:
-            return [Signal(strategy_id=sid, kind="exit", reason="trailing_stop", legs=all_legs,
-                           inputs={"position_pnl_pct": pct, "best_pnl_pct": run.best_pnl_pct})]
+                       legs=tuple(p.leg_id for p, _ in live))]
+    if spec.leg_levels:
+        out: list[Signal] = []
+        by_id = spec.legs_by_id
+        for p, mark in live:
+            if mark is None:
+                continue
+            leg = by_id.get(p.leg_id)
+            if leg is None:
+                continue
+            move = (mark - p.avg_price) * (1 if p.qty > 0 else -1)  # favourable move per unit
+            pnl = move * abs(p.qty)
+            if leg.stop_loss is not None and _breached(leg.stop_loss, -move, -pnl,
+                                                       p.avg_price):
+                out.append(Signal(strategy_id=sid, kind="exit", reason="stop_loss",
+                                  legs=(p.leg_id,), inputs={"leg": p.leg_id,
+                                                            "avg_price": p.avg_price,
+                                                            "mark": mark}))
+            elif leg.target is not None and _breached(leg.target, move, pnl, p.avg_price):
+                out.append(Signal(strategy_id=sid, kind="exit", reason="target",
+                                  legs=(p.leg_id,), inputs={"leg": p.leg_id,
+                                                            "avg_price": p.avg_price,
+                                                            "mark": mark}))
+        if out:
+            return out
+    if spec.stop_loss is not None or spec.target is not None:
+        pnl_total = values.get("strategy.position_pnl", 0.0)
+        legs = [p for p, _ in marked]
+        base = position_base(legs)
+        if spec.stop_loss is not None and _combined(spec.stop_loss, -pnl_total, base, legs):
+            return [Signal(strategy_id=sid, kind="exit", reason="stop_loss",
+                           legs=tuple(p.leg_id for p, _ in live),
+                           inputs={"position_pnl": pnl_total})]
+        if spec.target is not None and _combined(spec.target, pnl_total, base, legs):
+            return [Signal(strategy_id=sid, kind="exit", reason="target",
+                           legs=tuple(p.leg_id for p, _ in live),
+                           inputs={"position_pnl": pnl_total})]
+    if spec.trail_activate_pct > 0:
+        pct = values.get("strategy.position_pnl_pct")
+        if pct is not None:
+            run.best_pnl_pct = pct if run.best_pnl_pct is None else max(run.best_pnl_pct, pct)
+            if run.best_pnl_pct >= spec.trail_activate_pct and \
+                    pct <= run.best_pnl_pct - spec.trail_pct:
+                return [Signal(strategy_id=sid, kind="exit", reason="trailing_stop",
+                               legs=tuple(p.leg_id for p, _ in live),
+                               inputs={"position_pnl_pct": pct,
+                                       "best_pnl_pct": run.best_pnl_pct})]
     try:
         if spec.exit.evaluate(values):
-            return [Signal(strategy_id=sid, kind="exit", reason="exit_condition", legs=all_legs,
+            return [Signal(strategy_id=sid, kind="exit", reason="exit_condition",
+                           legs=tuple(p.leg_id for p, _ in live),
                            inputs=spec.exit.inputs(values))]
     except EvaluationError:
         pass  # an exit condition that cannot be read does not force an exit; stops still work

@@ -52,13 +52,19 @@ class StrategyRun:
     spec: Strategy
     indicators: dict[str, Any] = field(default_factory=dict)
     bars: dict[str, tuple[int, list[float]]] = field(default_factory=dict)  # by source
+    sources: tuple[str, ...] = ()  # the price series its indicators read
     ind_values: dict[str, float] = field(default_factory=dict)  # "ind.<name>" -> value
+    ind_changes: int = 0  # bumped whenever ind_values changes, so cached scopes see it
     entry_ts: datetime | None = None
     waiting: list[PlannedLeg] = field(default_factory=list)  # legs sent after hedges fill
     best_pnl_pct: float | None = None
     edges: dict[str, str] = field(default_factory=dict)  # last reason per signal, for dedup
     exit_reason: str = ""
     day: date | None = None
+    scope: str = field(init=False, default="")  # "strategy:<id>", the key of its values
+
+    def __post_init__(self) -> None:
+        self.scope = f"strategy:{self.spec.id}"
 
 
 @dataclass(slots=True)
