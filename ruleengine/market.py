@@ -59,6 +59,10 @@ class UnderlyingState:
     chain_strikes: int = 0  # valid strikes on the thinner side of ATM, both CE and PE
     feeds: InstrumentFeeds = field(default_factory=InstrumentFeeds)
     chain_shape: ChainShape | None = field(default=None, repr=False, compare=False)
+    # window -> (newest minute mark when worked out, the window's first price): the window's
+    # start moves once a minute, not once a tick, and scanning the marks is the costly part
+    move_refs: dict[int, tuple[tuple[int, float], float]] = field(
+        default_factory=dict, repr=False, compare=False)
 
     def move_pct(self, minutes: int) -> float | None:
         """Move from the oldest price inside the last ``minutes`` (from the minute it started).
@@ -67,11 +71,18 @@ class UnderlyingState:
         before the gap."""
         if self.spot is None or not self.minute_marks:
             return None
-        target = self.minute_marks[-1][0] - minutes
-        for minute, value in self.minute_marks:
-            if minute >= target:
-                return (self.spot - value) / value * 100.0
-        return None
+        newest = self.minute_marks[-1]  # a new object whenever the marks change
+        ref = self.move_refs.get(minutes)
+        if ref is None or ref[0] is not newest:
+            target = newest[0] - minutes
+            for minute, value in self.minute_marks:  # always found: newest is inside
+                if minute >= target:
+                    ref = self.move_refs[minutes] = (newest, value)
+                    break
+            else:
+                return None
+        value = ref[1]
+        return (self.spot - value) / value * 100.0
 
 
 @dataclass(slots=True)
