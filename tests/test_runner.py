@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -63,6 +65,43 @@ def test_a_different_seed_changes_fill_prices_not_the_market_signals(calm_runs: 
               "json_extract(result, '$.signal') = 'entry' ORDER BY id"
     first_entries_a = _table(db_a, entries)[:3]
     assert first_entries_a and first_entries_a == _table(db_c, entries)[:3]
+
+
+GOLDEN = Path(__file__).parent / "golden" / "calm_day_audit.jsonl"
+
+
+def _audit_lines(db: Path) -> list[str]:
+    """The run's decisions, orders and fills as canonical JSON lines. The revision and the hash
+    chain are left out (any policy edit changes them; the chain has its own test) and file
+    paths are made relative to the repository, so the file holds only behaviour."""
+    lines = []
+    for table, sql in (("decision", "SELECT id, ts, kind, scope, rule_id, location, inputs, "
+                                    "result, message FROM decisions ORDER BY id"),
+                       ("order", ORDERS), ("fill", FILLS)):
+        with sqlite3.connect(db) as conn:
+            conn.row_factory = sqlite3.Row
+            for row in conn.execute(sql):
+                record = {"table": table, **dict(row)}
+                for key in ("inputs", "result"):
+                    if isinstance(record.get(key), str):
+                        record[key] = json.loads(record[key])
+                text = json.dumps(record, sort_keys=True, ensure_ascii=False)
+                lines.append(text.replace(str(REPO) + "/", ""))
+    return lines
+
+
+def test_calm_day_audit_matches_the_golden_file(calm_runs: dict) -> None:
+    """Every decision, order and fill of the shipped calm day, byte for byte. A change here is
+    a change in what the engine decides: if it is meant, regenerate with
+    ``RULEENGINE_UPDATE_GOLDEN=1 python3 -m pytest tests/test_runner.py`` and review the diff."""
+    db, _ = calm_runs["a"]
+    lines = _audit_lines(db)
+    if os.environ.get("RULEENGINE_UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    expected = GOLDEN.read_text(encoding="utf-8").splitlines()
+    diff = list(difflib.unified_diff(expected, lines, "golden", "this run", lineterm="", n=0))
+    assert not diff, "\n".join(diff[:40])
 
 
 def test_calm_day_trades_every_strategy_and_ends_flat(calm_runs: dict) -> None:
