@@ -7,12 +7,10 @@ are only those documented in ``names.yaml`` (plus a strategy's ``ind.*``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from .dataquality import DQParams, divergence_pct
-from .events import Contract
 from .instruments import Instrument
 from .market import (
     MOVE_WINDOWS_MIN,
@@ -209,11 +207,6 @@ def account_values(portfolio: Portfolio, capital: float, unrealized: float,
 
 
 MarkedLeg = tuple[LegPosition, float | None]  # an open leg and this tick's mark of it
-
-
-def mark_legs(legs: list[LegPosition],
-              marks: Callable[[Contract], float | None]) -> list[MarkedLeg]:
-    return [(leg, marks(leg.contract)) for leg in legs]
 
 
 def strategy_values(portfolio: Portfolio, strategy_id: str, capital: float,

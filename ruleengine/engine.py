@@ -108,7 +108,7 @@ class Engine:
                     old.best_pnl_pct
             runs[spec.id] = run
         st.policy, st.runs = policy, runs
-        self._strategy_cache = {}
+        self._strategy_cache, self._expiry = {}, {}  # both depend on the policy set
         self.execution = _execution_params(policy)
         self.checks = CheckConfig.from_policy_set(policy)
         self._moves = _move_windows_read(policy)

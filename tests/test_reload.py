@@ -521,3 +521,28 @@ def test_the_reloaders_incremental_load_equals_a_full_load(
     assert second.rule("daily-loss-limit").when.source == "account.day_pnl_pct <= -2"
     (root / "strategies" / "opening_range_breakout.yaml").unlink()
     assert "orb-call" not in {s.id for s in reloader.load().strategies}
+
+
+def test_a_swapped_set_changes_expiry_days_at_once(
+        shipped: PolicySet, variant: Callable[[Edits], PolicySet]) -> None:
+    """The engine keeps a day's expiry values between ticks; a new instruments table must
+    replace them on the next tick, not the next day."""
+    from ruleengine.engine import Engine
+    from ruleengine.events import IndexTick, VixTick
+
+    wednesday = variant({"policies/instruments.yaml": [
+        ('{effective_from: "2025-09-01", weekly: tuesday, monthly: tuesday}',
+         '{effective_from: "2025-09-01", weekly: wednesday, monthly: wednesday}')]})
+    engine = Engine(shipped)
+    t0 = datetime(2026, 11, 25, 14, 40)  # a Wednesday, after the 14:30 expiry-day cut-off
+
+    def tick(ts: datetime) -> TickResult:
+        return engine.tick([IndexTick(ts=ts, underlying="NIFTY", value=24_000.0),
+                            VixTick(ts=ts, value=14.0)])
+
+    fired = [d for d in tick(t0).decisions if d.rule_id == "expiry-day-no-new-shorts"]
+    assert fired == []  # Tuesday expiries: not an expiry day
+    engine.swap_policy(wednesday)
+    fired = [d for d in tick(t0.replace(second=1)).decisions
+             if d.rule_id == "expiry-day-no-new-shorts" and d.kind == "rule_fired"]
+    assert {d.scope for d in fired} == {"strategy:short-straddle-0920", "strategy:iron-condor"}

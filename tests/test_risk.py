@@ -314,7 +314,7 @@ def test_overrides_suspend_a_rule_until_their_time_and_never_the_kill_switch() -
 
 
 def test_position_names_describe_the_worst_open_leg() -> None:
-    from ruleengine.context import mark_legs, position_values
+    from ruleengine.context import position_values
     from ruleengine.portfolio import LegPosition
 
     ce = LegPosition(strategy_id="s", leg_id="ce", contract=OPTION, qty=-65, avg_price=100.0)
@@ -322,8 +322,7 @@ def test_position_names_describe_the_worst_open_leg() -> None:
                            strike=24000.0, option_type="PE")
     pe = LegPosition(strategy_id="s", leg_id="pe", contract=pe_contract, qty=-65,
                      avg_price=100.0)
-    marks = {OPTION: 90.0, pe_contract: 130.0}
-    v = position_values(mark_legs([ce, pe], marks.get))
+    v = position_values([(ce, 90.0), (pe, 130.0)])  # each open leg with this tick's mark
     assert v["position.qty"] == -65 and v["position.ltp"] == 130.0
     assert v["position.pnl"] == pytest.approx(-1950.0)
     assert v["position.pnl_pct"] == pytest.approx(-30.0)
