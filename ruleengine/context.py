@@ -18,6 +18,7 @@ from .market import (
     SESSION_OPEN_S,
     MarketState,
     UnderlyingState,
+    in_session,
     seconds_of_day,
 )
 from .portfolio import LegPosition, Portfolio
@@ -65,11 +66,11 @@ def _age(now: datetime, then: datetime | None) -> float | None:
 
 
 def session_values(now: datetime) -> Values:
-    secs = now.hour * 3600 + now.minute * 60 + now.second  # seconds_of_day, inlined: per tick
+    secs = seconds_of_day(now)
     weekday = now.weekday()
     return {
         "session.time": secs,
-        "session.is_open": SESSION_OPEN_S <= secs <= SESSION_CLOSE_S and weekday < 5,
+        "session.is_open": in_session(now) and weekday < 5,
         "session.minutes_since_open": max(secs - SESSION_OPEN_S, 0) / 60.0,
         "session.minutes_to_close": max(SESSION_CLOSE_S - secs, 0) / 60.0,
         "session.weekday": weekday,
@@ -216,8 +217,7 @@ def strategy_values(portfolio: Portfolio, strategy_id: str, capital: float,
     book = portfolio.book(strategy_id)
     unrealized = 0.0
     for leg, mark in marked:
-        if mark is not None:
-            unrealized += (mark - leg.avg_price) * leg.qty  # LegPosition.unrealized, inlined
+        unrealized += leg.unrealized(mark)
     day_pnl = book.realized - book.charges + unrealized
     peak = book.peak_pnl = max(book.peak_pnl, day_pnl)  # tracked whenever a rule reads it
     v: Values = {

@@ -10,7 +10,6 @@ so a flapping feed cannot make prices jump back and forth. All of it runs on eve
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,19 +47,13 @@ class DQParams:
 
     def __post_init__(self) -> None:
         windows: dict[str, list[tuple[int, int, float]]] = {}
-        for start, end, overrides in self.phases:
-            seen: set[str] = set()
+        for start, end, overrides in self.phases:  # in order, so the first match still wins
             for name, value in overrides:
-                if name not in seen:  # within a phase the first override of a class wins
-                    seen.add(name)
-                    windows.setdefault(name, []).append((start, end, value))
+                windows.setdefault(name, []).append((start, end, value))
         object.__setattr__(self, "_windows", {k: tuple(v) for k, v in windows.items()})
-        defaults: dict[str, float] = {}
-        for kind in ("underlying", "futures", "options", "vix"):
-            # a bad value is reported when stale_s is asked for it, as it always was
-            with contextlib.suppress(TypeError, ValueError):
-                defaults[kind] = float(getattr(self, f"stale_{kind}_s"))
-        object.__setattr__(self, "_defaults", defaults)
+        object.__setattr__(self, "_defaults", {
+            kind: float(getattr(self, f"stale_{kind}_s"))
+            for kind in ("underlying", "futures", "options", "vix")})
 
     def stale_s(self, kind: str, now: datetime) -> float:
         """The staleness threshold of one class (underlying, futures, options, vix) now: the
@@ -69,8 +62,7 @@ class DQParams:
         for start, end, value in self._windows.get(kind, ()):
             if start <= secs < end:
                 return value
-        default = self._defaults.get(kind)
-        return default if default is not None else float(getattr(self, f"stale_{kind}_s"))
+        return self._defaults[kind]
 
     @classmethod
     def from_policy(cls, doc: dict[str, Any] | None) -> DQParams:

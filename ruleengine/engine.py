@@ -135,8 +135,7 @@ class Engine:
         self._now = now
         self._tick_values, self._bases, self._account_values = {}, {}, None
         marks = st.market.mark_price
-        self._marked = [(leg, marks(leg.contract)) for leg in st.portfolio.legs.values()
-                        if leg.qty != 0] if st.portfolio.legs else []
+        self._marked = [(leg, marks(leg.contract)) for leg in st.portfolio.open_legs()]
         self._open_legs = _by_strategy(self._marked)
         if self.guards_enabled:
             run_guards(st, self._values_for, now, self._emit_at(now))

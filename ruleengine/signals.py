@@ -89,7 +89,7 @@ def exit_signals(run: StrategyRun, marked: list[MarkedLeg], values: dict[str, An
     if not live:
         return []
     sid = spec.id
-    if now.hour * 3600 + now.minute * 60 + now.second >= spec.time_exit_s:
+    if seconds_of_day(now) >= spec.time_exit_s:
         return [Signal(strategy_id=sid, kind="exit", reason="time_exit",
                        legs=tuple(p.leg_id for p, _ in live))]
     if spec.leg_levels:
