@@ -18,8 +18,6 @@ from .market import (
     SESSION_OPEN_S,
     MarketState,
     UnderlyingState,
-    in_session,
-    seconds_of_day,
 )
 from .portfolio import LegPosition, Portfolio
 
@@ -53,24 +51,12 @@ class ScopeValues(dict[str, Any]):
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
-def _session_age(now: datetime, then: datetime | None) -> float | None:
-    """Age of the last tick, counted from today's open when it is from an earlier session: a
-    weekend is not a halt, but no tick for two minutes after the open is silence."""
-    if then is not None and then.date() != now.date():
-        return float(max(seconds_of_day(now) - SESSION_OPEN_S, 0))
-    return _age(now, then)
-
-
-def _age(now: datetime, then: datetime | None) -> float | None:
-    return None if then is None else (now - then).total_seconds()
-
-
-def session_values(now: datetime) -> Values:
-    secs = seconds_of_day(now)
+def session_values(now: datetime, secs: int) -> Values:
+    """``session.*`` at ``now``; ``secs`` is its second of the day, worked out once a tick."""
     weekday = now.weekday()
     return {
         "session.time": secs,
-        "session.is_open": in_session(now) and weekday < 5,
+        "session.is_open": SESSION_OPEN_S <= secs <= SESSION_CLOSE_S and weekday < 5,
         "session.minutes_since_open": max(secs - SESSION_OPEN_S, 0) / 60.0,
         "session.minutes_to_close": max(SESSION_CLOSE_S - secs, 0) / 60.0,
         "session.weekday": weekday,
@@ -103,13 +89,14 @@ def next_expiry(u: UnderlyingState, inst: Instrument | None, today: date) -> dat
 _MOVE_NAMES = {m: f"market.move_{m}m_pct" for m in MOVE_WINDOWS_MIN}
 
 
-def market_values(market: MarketState, u: UnderlyingState, inst: Instrument | None,
-                  stale: DQParams, moves: tuple[int, ...] = MOVE_WINDOWS_MIN) -> Values:
-    """``market.*`` and ``feed.*`` of one underlying. Built on every tick, so written with
-    locals and few calls; each name is still set only when its value is known."""
+def market_values(v: Values, market: MarketState, u: UnderlyingState, inst: Instrument | None,
+                  stale: DQParams, secs: int, moves: tuple[int, ...] = MOVE_WINDOWS_MIN) -> None:
+    """Add ``market.*`` and ``feed.*`` of one underlying to ``v`` (the tick's shared values,
+    filled in place rather than merged: merging dicts of fifty names cost more than building
+    them). Built on every tick, so written with locals and few calls; each name is still set
+    only when its value is known. ``secs`` is ``market.now``'s second of the day."""
     now = market.now
     assert now is not None
-    v: Values = {}
     spot, prev, high, low = u.spot, u.prev_close, u.high, u.low
     if spot is not None:
         v["market.spot"] = spot
@@ -146,7 +133,11 @@ def market_values(market: MarketState, u: UnderlyingState, inst: Instrument | No
             v["market.vix_rise_from_low_pct"] = (vix / market.vix_low - 1.0) * 100.0
     spot_ts, feeds = u.spot_ts, u.feeds
     today = now.date()
-    spot_age = _session_age(now, spot_ts)
+    spot_today = spot_ts is not None and spot_ts.date() == today
+    # a tick from an earlier session ages from today's open: a weekend is not a halt, but no
+    # tick for two minutes after the open is silence
+    spot_age = None if spot_ts is None else (now - spot_ts).total_seconds() if spot_today \
+        else float(max(secs - SESSION_OPEN_S, 0))
     vix_age = None if market.vix_ts is None else (now - market.vix_ts).total_seconds()
     chain_age = None if u.chain_ts is None else (now - u.chain_ts).total_seconds()
     if spot_age is not None:
@@ -155,9 +146,9 @@ def market_values(market: MarketState, u: UnderlyingState, inst: Instrument | No
         v["feed.vix_age_s"] = vix_age
     if chain_age is not None:
         v["feed.chain_age_s"] = chain_age
-    v["feed.healthy"] = (spot_ts is not None and spot_ts.date() == today
-                         and spot_age is not None and spot_age <= stale.stale_s("underlying", now)
-                         and vix_age is not None and vix_age <= stale.stale_s("vix", now))
+    v["feed.healthy"] = (spot_today and spot_age is not None
+                         and spot_age <= stale.stale_at("underlying", secs)
+                         and vix_age is not None and vix_age <= stale.stale_at("vix", secs))
     if feeds.active is not None:
         v["feed.source"] = feeds.active
     sources = feeds.sources
@@ -170,9 +161,9 @@ def market_values(market: MarketState, u: UnderlyingState, inst: Instrument | No
             break
     v["feed.suspect"] = suspect
     v["feed.chain_strikes"] = u.chain_strikes
-    v["feed.chain_ok"] = (chain_age is not None and chain_age <= stale.stale_s("options", now)
+    v["feed.chain_ok"] = (chain_age is not None
+                          and chain_age <= stale.stale_at("options", secs)
                           and u.chain_strikes >= stale.min_strikes_each_side)
-    return v
 
 
 def expiry_values(u: UnderlyingState | None, inst: Instrument | None, today: date) -> Values:
@@ -183,28 +174,35 @@ def expiry_values(u: UnderlyingState | None, inst: Instrument | None, today: dat
             "session.days_to_expiry": (expiry - today).days}
 
 
-def account_values(portfolio: Portfolio, capital: float, unrealized: float,
+ACCOUNT_NAMES = ("account.capital", "account.equity", "account.day_pnl",
+                 "account.day_pnl_pct", "account.realized_pnl", "account.unrealized_pnl",
+                 "account.charges", "account.peak_equity", "account.drawdown_pct",
+                 "account.open_positions", "account.open_orders", "account.trades_today",
+                 "account.orders_today", "account.consecutive_losses", "operator.kill_switch")
+
+
+def account_values(v: Values, portfolio: Portfolio, capital: float, unrealized: float,
                    peak_equity: float, open_positions: int, open_orders: int,
-                   orders_today: int, kill_switch: bool) -> Values:
+                   orders_today: int, kill_switch: bool) -> None:
+    """Add ``account.*`` (the names of ``ACCOUNT_NAMES``) to ``v``, in place."""
     day_pnl = portfolio.realized - portfolio.charges + unrealized
     equity = capital + day_pnl
-    return {
-        "account.capital": capital,
-        "account.equity": equity,
-        "account.day_pnl": day_pnl,
-        "account.day_pnl_pct": day_pnl / capital * 100.0,
-        "account.realized_pnl": portfolio.realized - portfolio.charges,
-        "account.unrealized_pnl": unrealized,
-        "account.charges": portfolio.charges,
-        "account.peak_equity": max(peak_equity, equity),
-        "account.drawdown_pct": max(max(peak_equity, equity) - equity, 0.0) / capital * 100.0,
-        "account.open_positions": open_positions,
-        "account.open_orders": open_orders,
-        "account.trades_today": portfolio.trades_today,
-        "account.orders_today": orders_today,
-        "account.consecutive_losses": portfolio.consecutive_losses,
-        "operator.kill_switch": kill_switch,
-    }
+    peak = max(peak_equity, equity)
+    v["account.capital"] = capital
+    v["account.equity"] = equity
+    v["account.day_pnl"] = day_pnl
+    v["account.day_pnl_pct"] = day_pnl / capital * 100.0
+    v["account.realized_pnl"] = portfolio.realized - portfolio.charges
+    v["account.unrealized_pnl"] = unrealized
+    v["account.charges"] = portfolio.charges
+    v["account.peak_equity"] = peak
+    v["account.drawdown_pct"] = max(peak - equity, 0.0) / capital * 100.0
+    v["account.open_positions"] = open_positions
+    v["account.open_orders"] = open_orders
+    v["account.trades_today"] = portfolio.trades_today
+    v["account.orders_today"] = orders_today
+    v["account.consecutive_losses"] = portfolio.consecutive_losses
+    v["operator.kill_switch"] = kill_switch
 
 
 MarkedLeg = tuple[LegPosition, float | None]  # an open leg and this tick's mark of it

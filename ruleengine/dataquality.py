@@ -58,7 +58,10 @@ class DQParams:
     def stale_s(self, kind: str, now: datetime) -> float:
         """The staleness threshold of one class (underlying, futures, options, vix) now: the
         first phase that covers ``now`` and overrides the class, else the class default."""
-        secs = now.hour * 3600 + now.minute * 60 + now.second
+        return self.stale_at(kind, now.hour * 3600 + now.minute * 60 + now.second)
+
+    def stale_at(self, kind: str, secs: int) -> float:
+        """:meth:`stale_s` at a second of the day the caller has already worked out."""
         for start, end, value in self._windows.get(kind, ()):
             if start <= secs < end:
                 return value

@@ -17,6 +17,7 @@ from typing import Any
 
 from .checks import CheckConfig, check_order, context_for, gateway
 from .context import (
+    ACCOUNT_NAMES,
     MarkedLeg,
     ScopeValues,
     Values,
@@ -81,14 +82,15 @@ class Engine:
         self._moves = _move_windows_read(policy)
         self._tick_values: dict[str, Values] = {}  # this tick's values, by scope
         self._bases: dict[str | None, Values] = {}  # this tick's, by underlying
-        self._account_values: Values | None = None  # this tick's
-        self._expiry: dict[str, tuple[tuple[date, tuple[date, ...]], Values]] = {}
+        self._account_values: Values | None = None  # this tick's first with account.*
+        self._expiry: dict[str, tuple[tuple[date | None, tuple[date, ...]], Values]] = {}
         # this tick's open legs with their marks (one price lookup per leg per tick)
         self._marked: list[MarkedLeg] = []
         self._open_legs: dict[str, list[MarkedLeg]] = {}  # the same, by strategy
         self._strategy_cache: dict[str, tuple[tuple[Any, ...], ScopeValues]] = {}
         self._emit_cache: tuple[datetime, Emit] | None = None
         self._now = datetime.min
+        self._secs = 0  # self._now's second of the day
 
     @property
     def revision(self) -> str:
@@ -131,8 +133,8 @@ class Engine:
         st.market.maintain(now)
         if st.market.notes:
             self._market_notes(now)
+        self._now, self._secs = now, seconds_of_day(now)
         self._update_bars(now)
-        self._now = now
         self._tick_values, self._bases, self._account_values = {}, {}, None
         marks = st.market.mark_price
         self._marked = [(leg, marks(leg.contract)) for leg in st.portfolio.open_legs()]
@@ -159,7 +161,7 @@ class Engine:
     def _update_bars(self, now: datetime) -> None:
         """Indicators move with the market, before any rule or strategy reads them; only a
         tick that brought a new price for a strategy's underlying counts."""
-        secs = seconds_of_day(now)
+        secs = self._secs
         day_s = now.toordinal() * 86400
         underlyings = self.state.market.underlyings
         for run in self.state.runs.values():
@@ -172,7 +174,7 @@ class Engine:
         """Stage 4: exits before entries, strategy by strategy. A flat strategy outside its
         entry window has nothing to decide and costs only its bar update."""
         st = self.state
-        secs = seconds_of_day(now)
+        secs = self._secs
         busy_ids = {o.request.strategy_id for o in st.live.values()} if st.live else set()
         for sid, run in st.runs.items():
             spec = run.spec
@@ -207,26 +209,31 @@ class Engine:
         return hit
 
     def _base(self, underlying: str | None) -> Values:
-        """Session, expiry, market and account values of one underlying, built once a tick."""
+        """Session, expiry, market and account values of one underlying, built once a tick
+        into one dict."""
         hit = self._bases.get(underlying)
         if hit is not None:
             return hit
         st = self.state
         now = self._now
-        v = session_values(now)
+        v = session_values(now, self._secs)
         if underlying is not None:
-            u = st.market.underlyings.get(underlying)
+            market = st.market
+            u = market.underlyings.get(underlying)
             inst = st.policy.instruments.get(underlying)
             if u is not None:  # expiries are known once the underlying has been seen
                 expiry = self._expiry.get(underlying)
-                key = (now.date(), u.expiries)
+                key = (st.day, u.expiries)
                 if expiry is None or expiry[0] != key:  # once a day, or on a new expiry
                     expiry = self._expiry[underlying] = (key, expiry_values(u, inst, now.date()))
                 v.update(expiry[1])
             else:
-                u = st.market.underlying(underlying)
-            v.update(market_values(st.market, u, inst, st.market.params, self._moves))
-        v.update(self._account())
+                u = market.underlying(underlying)
+            mnow = market.now  # the market's clock: behind the tick's only on a tick of no
+            assert mnow is not None  # market data (then it is worked out again)
+            market_values(v, market, u, inst, market.params,
+                          self._secs if mnow == now else seconds_of_day(mnow), self._moves)
+        self._account(v)
         self._bases[underlying] = v
         return v
 
@@ -264,19 +271,22 @@ class Engine:
                 (now - book.last_exit_ts).total_seconds() / 60.0
         return values
 
-    def _account(self) -> Values:
-        hit = self._account_values
-        if hit is not None:
-            return hit
+    def _account(self, v: Values) -> None:
+        """Add ``account.*`` to ``v``: worked out once a tick and copied into the values of
+        any further underlying."""
+        first = self._account_values
+        if first is not None:
+            for name in ACCOUNT_NAMES:
+                v[name] = first[name]
+            return
         st = self.state
         unrealized = 0.0
         for leg, mark in self._marked:  # booking order, as the summary adds them
             unrealized += leg.unrealized(mark)
-        acct = account_values(st.portfolio, self.capital, unrealized, st.peak_equity,
-                              len(self._marked), len(st.live), st.orders_today, st.kill_switch)
-        st.peak_equity = acct["account.peak_equity"]
-        self._account_values = acct
-        return acct
+        account_values(v, st.portfolio, self.capital, unrealized, st.peak_equity,
+                       len(self._marked), len(st.live), st.orders_today, st.kill_switch)
+        st.peak_equity = v["account.peak_equity"]
+        self._account_values = v
 
     def _primary_underlying(self) -> str | None:
         for run in self.state.runs.values():
