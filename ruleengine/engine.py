@@ -239,36 +239,34 @@ class Engine:
 
     def _strategy_scope(self, run: StrategyRun) -> ScopeValues:
         """A strategy scope's values: its ``strategy.*``, ``position.*`` and ``ind.*`` names
-        over the underlying's shared ones. They change only with its book, its positions
-        (every fill is counted), its indicators and the marks of its legs; an option chain
-        moves every few seconds, a flat strategy not at all. So one object is kept per
-        strategy and rebuilt only when one of those changes; every tick it is pointed at the
-        new shared values and its clock-driven minutes are brought up to date."""
+        over the underlying's shared ones. They change only with its book and legs (any
+        change to either moves ``Portfolio.revision``), its indicators and the marks of its
+        legs; an option chain moves every few seconds, a flat strategy not at all. So one
+        object is kept per strategy and rebuilt only when one of those changes; every tick it
+        is pointed at the new shared values and its clock-driven minutes are brought up to
+        date."""
         st = self.state
         spec = run.spec
         legs = self._open_legs.get(spec.id) or []
-        book = st.portfolio.book(spec.id)
         base = self._base(spec.underlying)
-        key = (self.capital * spec.capital_weight, len(st.portfolio.fills), run.entry_ts,
-               run.ind_changes, book.realized, book.charges, book.trade_pnl,
-               book.trades_today, book.reentries_today, book.consecutive_losses,
-               book.last_exit_ts, book.peak_pnl, [mark for _, mark in legs])
+        # the legs with this tick's marks compare equal while the same legs are marked alike
+        key = (self.capital, st.portfolio.revision, run.entry_ts, run.ind_changes, legs)
         cached = self._strategy_cache.get(spec.id)
         now = self._now
         if cached is None or cached[0] != key:
-            values = ScopeValues(strategy_values(st.portfolio, spec.id, key[0], legs,
+            values = ScopeValues(strategy_values(st.portfolio, spec.id,
+                                                 self.capital * spec.capital_weight, legs,
                                                  run.entry_ts, now), base)
             values.update(run.ind_values)
-            key = (*key[:11], book.peak_pnl, key[12])  # reading it may have raised the peak
             self._strategy_cache[spec.id] = (key, values)
             return values
         values = cached[1]
         values.base = base
         if legs and run.entry_ts is not None:
             values["strategy.minutes_in_trade"] = (now - run.entry_ts).total_seconds() / 60.0
-        if book.last_exit_ts is not None:
-            values["strategy.minutes_since_exit"] = \
-                (now - book.last_exit_ts).total_seconds() / 60.0
+        last_exit = st.portfolio.books[spec.id].last_exit_ts  # a kept scope has a book
+        if last_exit is not None:
+            values["strategy.minutes_since_exit"] = (now - last_exit).total_seconds() / 60.0
         return values
 
     def _account(self, v: Values) -> None:
@@ -457,12 +455,7 @@ class Engine:
                                                             "symbol": order.contract.symbol})
                 return
         run.edges.pop("entry", None)
-        book = st.portfolio.book(run.spec.id)
-        book.trades_today += 1
-        st.portfolio.trades_today += 1
-        if sig.reason == "reentry":
-            book.reentries_today += 1
-        book.last_exit_reason = ""
+        st.portfolio.count_entry(run.spec.id, reentry=sig.reason == "reentry")
         run.entry_ts = now
         emit("signal", scope=f"strategy:{run.spec.id}", location=f"{run.spec.file}:"
              f"{run.spec.line}", inputs=sig.inputs,
@@ -599,12 +592,7 @@ class Engine:
         if st.day is not None:
             pf = st.portfolio
             self.capital += pf.realized - pf.charges
-            pf.realized = pf.charges = 0.0
-            pf.trades_today = 0
-            for book in pf.books.values():
-                book.realized = book.charges = 0.0
-                book.trades_today = book.reentries_today = 0
-                book.peak_pnl = 0.0
+            pf.new_day()
             st.orders_today = 0
             st.peak_equity = self.capital
             rearm_all(st, frozenset({"next_session", "auto", "on_clean"}), "next session",

@@ -82,6 +82,10 @@ class Portfolio:
     consecutive_losses: int = 0
     trades_today: int = 0
     fills: list[tuple[OrderFilled, OrderRequest, float]] = field(default_factory=list)
+    # Bumped by every method below that changes a leg or a book. The engine keeps each
+    # strategy's values until this (or a mark) moves, so books change only through these
+    # methods; a strategy's peak P&L, raised as its values are read, is the one exception.
+    revision: int = 0
 
     def book(self, strategy_id: str) -> StrategyBook:
         b = self.books.get(strategy_id)
@@ -107,7 +111,28 @@ class Portfolio:
         self.realized += realized
         self.charges += charges
         self.fills.append((fill, order, charges))
+        self.revision += 1
         return charges
+
+    def count_entry(self, strategy_id: str, *, reentry: bool) -> None:
+        """A strategy opened a trade: count it against the day's limits."""
+        book = self.book(strategy_id)
+        book.trades_today += 1
+        self.trades_today += 1
+        if reentry:
+            book.reentries_today += 1
+        book.last_exit_reason = ""
+        self.revision += 1
+
+    def new_day(self) -> None:
+        """Zero the day's P&L and counters; loss streaks and open legs carry over."""
+        self.realized = self.charges = 0.0
+        self.trades_today = 0
+        for book in self.books.values():
+            book.realized = book.charges = 0.0
+            book.trades_today = book.reentries_today = 0
+            book.peak_pnl = 0.0
+        self.revision += 1
 
     def open_legs(self, strategy_id: str | None = None) -> list[LegPosition]:
         return [p for p in self.legs.values()
@@ -131,4 +156,5 @@ class Portfolio:
         book.trade_pnl = 0.0
         book.last_exit_ts = ts
         book.last_exit_reason = reason
+        self.revision += 1
         return pnl
