@@ -11,9 +11,8 @@ later tick.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from .checks import CheckConfig, check_order, context_for, gateway
 from .context import (
@@ -52,8 +51,11 @@ _ORDER_AND_OPERATOR_EVENTS = (OrderFilled, OrderAccepted, OrderRejected, OrderCa
                               OperatorCommand)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TickResult:
+class TickResult(NamedTuple):
+    """What one tick decided. Immutable like the decisions in it; a named tuple rather than a
+    frozen dataclass because one is made every tick, and a frozen dataclass's ``__init__``
+    (a guarded ``__setattr__`` per field) cost about 1% of the whole tick."""
+
     ts: datetime
     decisions: tuple[Decision, ...]
     orders: tuple[OrderRequest, ...]
@@ -187,7 +189,7 @@ class Engine:
                 exiting = {o.request.leg_id for o in st.live.values()
                            if o.request.strategy_id == sid and o.request.purpose != "entry"} \
                     if sid in busy_ids else set()
-                for sig in exit_signals(run, legs or [], values, now, exiting):
+                for sig in exit_signals(run, legs or [], values, secs, exiting):
                     self._exit(run, sig, now)
             else:
                 self._maybe_enter(run, values, now)
@@ -429,7 +431,7 @@ class Engine:
     def _maybe_enter(self, run: StrategyRun, values: Values, now: datetime) -> None:
         st = self.state
         emit = self._emit_at(now)
-        sig = entry_signal(run, st.portfolio, values, now)
+        sig = entry_signal(run, st.portfolio, values, now, self._secs)
         if sig is None:
             run.edges.pop("entry", None)
             return

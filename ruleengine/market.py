@@ -165,11 +165,14 @@ class MarketState:
                     event.underlying, self.notes)
         if ok and u.feeds.active in (None, event.source):
             u.feeds.active = event.source
-            self._set_spot(u, event.value, ts)
+            self._set_spot(u, event.value, ts, secs)
         return None
 
-    def _set_spot(self, u: UnderlyingState, value: float, ts: datetime) -> None:
-        secs = seconds_of_day(ts)
+    def _set_spot(self, u: UnderlyingState, value: float, ts: datetime,
+                  secs: int | None = None) -> None:
+        """``secs`` is ``ts``'s second of the day, when the caller has it already."""
+        if secs is None:
+            secs = seconds_of_day(ts)
         day = ts.date()
         if u.day != day:
             if u.day is not None and u.spot is not None:
@@ -193,15 +196,17 @@ class MarketState:
     def maintain(self, now: datetime) -> None:
         """Fail over or back between feeds; a switch makes the new feed's value the price."""
         p = self.params
+        secs = seconds_of_day(now)
+        stale_s = p.stale_at("underlying", secs)
         for u in self.underlyings.values():
             before = u.feeds.active
-            maintain(u.feeds, now, p.stale_s("underlying", now), p, u.symbol, self.notes)
+            maintain(u.feeds, now, stale_s, p, u.symbol, self.notes)
             if u.feeds.active != before and u.feeds.active is not None:
                 t = u.feeds.sources[u.feeds.active]
                 if t.value is not None and t.ts is not None:
                     self._set_spot(u, t.value, t.ts)
         before = self.vix_feeds.active
-        maintain(self.vix_feeds, now, p.stale_s("vix", now), p, "VIX", self.notes)
+        maintain(self.vix_feeds, now, p.stale_at("vix", secs), p, "VIX", self.notes)
         if self.vix_feeds.active != before and self.vix_feeds.active is not None:
             t = self.vix_feeds.sources[self.vix_feeds.active]
             if t.value is not None and t.ts is not None:

@@ -15,7 +15,6 @@ from typing import Any
 from .context import MarkedLeg, position_base
 from .errors import EvaluationError
 from .indicators import Bar, make_indicator
-from .market import seconds_of_day
 from .policyset import Level
 from .portfolio import LegPosition, Portfolio
 from .state import StrategyRun
@@ -79,17 +78,17 @@ def _close_bar(run: StrategyRun, source: str, bucket: int, ohlc: list[float]) ->
 
 
 def exit_signals(run: StrategyRun, marked: list[MarkedLeg], values: dict[str, Any],
-                 now: datetime, exiting: set[str]) -> list[Signal]:
+                 secs: int, exiting: set[str]) -> list[Signal]:
     """Exits for an open position, most urgent first; legs already exiting are left alone.
-    ``marked`` are the strategy's open legs with this tick's marks. Runs every tick for every
-    open position, so what only a firing exit needs (leg lists, the premium base) is built
-    only when a check asks for it."""
+    ``marked`` are the strategy's open legs with this tick's marks, ``secs`` the tick's second
+    of the day. Runs every tick for every open position, so what only a firing exit needs
+    (leg lists, the premium base) is built only when a check asks for it."""
     spec = run.spec
     live = [pm for pm in marked if pm[0].leg_id not in exiting] if exiting else marked
     if not live:
         return []
     sid = spec.id
-    if seconds_of_day(now) >= spec.time_exit_s:
+    if secs >= spec.time_exit_s:
         return [Signal(strategy_id=sid, kind="exit", reason="time_exit",
                        legs=tuple(p.leg_id for p, _ in live))]
     if spec.leg_levels:
@@ -166,10 +165,10 @@ def _combined(level: Level, adverse_amount: float, base: float, legs: list[LegPo
 
 
 def entry_signal(run: StrategyRun, portfolio: Portfolio, values: dict[str, Any],
-                 now: datetime) -> Signal | str | None:
-    """An entry signal, or a reason code why not (for the edges worth recording), or None."""
+                 now: datetime, secs: int) -> Signal | str | None:
+    """An entry signal, or a reason code why not (for the edges worth recording), or None.
+    ``secs`` is ``now``'s second of the day."""
     spec = run.spec
-    secs = seconds_of_day(now)
     if not spec.enabled or not (spec.entry_start_s <= secs <= spec.entry_end_s):
         return None
     book = portfolio.book(spec.id)

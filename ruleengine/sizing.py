@@ -65,8 +65,12 @@ def resolve_contract(leg: Leg, u: UnderlyingState, inst: Instrument, market: Mar
         expiry = same_month[-1]
     atm = round(u.spot / inst.strike_step) * inst.strike_step
     strike = atm + leg.strike_offset * inst.strike_step
-    return Contract(underlying=u.symbol, kind="OPT", expiry=expiry, strike=float(strike),
-                    option_type=leg.option_type)  # type: ignore[arg-type]
+    contract = Contract(underlying=u.symbol, kind="OPT", expiry=expiry, strike=float(strike),
+                        option_type=leg.option_type)  # type: ignore[arg-type]
+    # The quote book's own object when it has one: the position is then looked up by identity
+    # every tick rather than compared field by field (an equal contract either way).
+    quote = market.quotes.get(contract)
+    return quote.contract if quote is not None else contract
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
