@@ -146,9 +146,10 @@ def market_values(v: Values, market: MarketState, u: UnderlyingState, inst: Inst
         v["feed.vix_age_s"] = vix_age
     if chain_age is not None:
         v["feed.chain_age_s"] = chain_age
+    limits = stale.thresholds_at(secs)
     v["feed.healthy"] = (spot_today and spot_age is not None
-                         and spot_age <= stale.stale_at("underlying", secs)
-                         and vix_age is not None and vix_age <= stale.stale_at("vix", secs))
+                         and spot_age <= limits.underlying
+                         and vix_age is not None and vix_age <= limits.vix)
     if feeds.active is not None:
         v["feed.source"] = feeds.active
     sources = feeds.sources
@@ -162,7 +163,7 @@ def market_values(v: Values, market: MarketState, u: UnderlyingState, inst: Inst
     v["feed.suspect"] = suspect
     v["feed.chain_strikes"] = u.chain_strikes
     v["feed.chain_ok"] = (chain_age is not None
-                          and chain_age <= stale.stale_at("options", secs)
+                          and chain_age <= limits.options
                           and u.chain_strikes >= stale.min_strikes_each_side)
 
 

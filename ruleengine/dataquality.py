@@ -12,9 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from .functions import parse_duration, parse_hhmm
+
+
+class Thresholds(NamedTuple):
+    """Seconds without a tick after which each class of price counts as stale."""
+
+    underlying: float
+    futures: float
+    options: float
+    vix: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,6 +53,9 @@ class DQParams:
     _windows: dict[str, tuple[tuple[int, int, float], ...]] = field(
         init=False, repr=False, compare=False)
     _defaults: dict[str, float] = field(init=False, repr=False, compare=False)
+    # (second of the day, thresholds then): every stage of a tick asks at the same second
+    _last: tuple[int, Thresholds] | None = field(init=False, repr=False, compare=False,
+                                                 default=None)
 
     def __post_init__(self) -> None:
         windows: dict[str, list[tuple[int, int, float]]] = {}
@@ -66,6 +78,15 @@ class DQParams:
             if start <= secs < end:
                 return value
         return self._defaults[kind]
+
+    def thresholds_at(self, secs: int) -> Thresholds:
+        """All four thresholds at a second of the day, worked out once per second."""
+        last = self._last
+        if last is not None and last[0] == secs:
+            return last[1]
+        out = Thresholds(*(self.stale_at(kind, secs) for kind in Thresholds._fields))
+        object.__setattr__(self, "_last", (secs, out))  # one reference swap: a cache
+        return out
 
     @classmethod
     def from_policy(cls, doc: dict[str, Any] | None) -> DQParams:

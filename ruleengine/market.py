@@ -197,16 +197,16 @@ class MarketState:
         """Fail over or back between feeds; a switch makes the new feed's value the price."""
         p = self.params
         secs = seconds_of_day(now)
-        stale_s = p.stale_at("underlying", secs)
+        limits = p.thresholds_at(secs)
         for u in self.underlyings.values():
             before = u.feeds.active
-            maintain(u.feeds, now, stale_s, p, u.symbol, self.notes)
+            maintain(u.feeds, now, limits.underlying, p, u.symbol, self.notes)
             if u.feeds.active != before and u.feeds.active is not None:
                 t = u.feeds.sources[u.feeds.active]
                 if t.value is not None and t.ts is not None:
                     self._set_spot(u, t.value, t.ts)
         before = self.vix_feeds.active
-        maintain(self.vix_feeds, now, p.stale_at("vix", secs), p, "VIX", self.notes)
+        maintain(self.vix_feeds, now, limits.vix, p, "VIX", self.notes)
         if self.vix_feeds.active != before and self.vix_feeds.active is not None:
             t = self.vix_feeds.sources[self.vix_feeds.active]
             if t.value is not None and t.ts is not None:
