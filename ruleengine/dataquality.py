@@ -26,6 +26,9 @@ class Thresholds(NamedTuple):
     vix: float
 
 
+_NO_THRESHOLDS = Thresholds(0.0, 0.0, 0.0, 0.0)  # never returned: its interval is empty
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DQParams:
     """Data-quality thresholds from the ``data_quality`` policy (defaults = schema defaults)."""
@@ -53,9 +56,10 @@ class DQParams:
     _windows: dict[str, tuple[tuple[int, int, float], ...]] = field(
         init=False, repr=False, compare=False)
     _defaults: dict[str, float] = field(init=False, repr=False, compare=False)
-    # (second of the day, thresholds then): every stage of a tick asks at the same second
-    _last: tuple[int, Thresholds] | None = field(init=False, repr=False, compare=False,
-                                                 default=None)
+    _edges: tuple[int, ...] = field(init=False, repr=False, compare=False)  # phase starts/ends
+    # (from, until, thresholds): the seconds of the day over which the last answer holds
+    _last: tuple[int, int, Thresholds] = field(init=False, repr=False, compare=False,
+                                               default=(0, -1, _NO_THRESHOLDS))
 
     def __post_init__(self) -> None:
         windows: dict[str, list[tuple[int, int, float]]] = {}
@@ -63,6 +67,8 @@ class DQParams:
             for name, value in overrides:
                 windows.setdefault(name, []).append((start, end, value))
         object.__setattr__(self, "_windows", {k: tuple(v) for k, v in windows.items()})
+        object.__setattr__(self, "_edges", tuple(sorted(
+            {edge for start, end, _ in self.phases for edge in (start, end)})))
         object.__setattr__(self, "_defaults", {
             kind: float(getattr(self, f"stale_{kind}_s"))
             for kind in ("underlying", "futures", "options", "vix")})
@@ -80,12 +86,22 @@ class DQParams:
         return self._defaults[kind]
 
     def thresholds_at(self, secs: int) -> Thresholds:
-        """All four thresholds at a second of the day, worked out once per second."""
-        last = self._last
-        if last is not None and last[0] == secs:
-            return last[1]
-        out = Thresholds(*(self.stale_at(kind, secs) for kind in Thresholds._fields))
-        object.__setattr__(self, "_last", (secs, out))  # one reference swap: a cache
+        """All four thresholds at a second of the day. They change only where a phase starts
+        or ends, so the answer is kept until the next such edge: every tick asks, several
+        times."""
+        start, end, out = self._last
+        if start <= secs < end:
+            return out
+        out = Thresholds(self.stale_at("underlying", secs), self.stale_at("futures", secs),
+                         self.stale_at("options", secs), self.stale_at("vix", secs))
+        start, end = 0, 86400 * 2  # a second of the day is below both
+        for edge in self._edges:
+            if edge <= secs:
+                start = edge
+            else:
+                end = edge
+                break
+        object.__setattr__(self, "_last", (start, end, out))  # one reference swap: a cache
         return out
 
     @classmethod

@@ -193,3 +193,31 @@ def test_staleness_thresholds_follow_the_session_phase() -> None:
     assert params.stale_s("vix", first_minute) == 60.0  # not overridden in the phase
     assert params.stale_s("underlying", later) == 3.0
     assert params.stale_s("options", later) == 10.0
+
+
+def test_thresholds_kept_between_phase_edges_match_a_fresh_lookup() -> None:
+    """thresholds_at keeps its last answer until the next phase edge; over random, overlapping
+    phases and seconds asked in and out of order (edges and their neighbours included) it
+    must give what stale_at gives for each class."""
+    import random
+
+    from ruleengine.dataquality import DQParams
+
+    kinds = ("underlying", "futures", "options", "vix")
+    rng = random.Random(5)
+    for trial in range(200):
+        phases = []
+        for _ in range(rng.randint(0, 4)):
+            start = rng.randint(0, 86_399)
+            end = min(86_400, start + rng.randint(0, 20_000))
+            phases.append((start, end, tuple((k, float(rng.randint(1, 99))) for k in kinds
+                                             if rng.random() < 0.6)))
+        params = DQParams(phases=tuple(phases))
+        asked = [rng.randint(0, 86_399) for _ in range(200)]
+        if trial % 2:
+            asked.sort()  # as a session asks: forwards, second by second
+        asked += [e + d for start, end, _ in phases for e in (start, end) for d in (-1, 0, 1)
+                  if 0 <= e + d < 86_400]
+        for secs in asked:
+            assert tuple(params.thresholds_at(secs)) == \
+                tuple(params.stale_at(k, secs) for k in kinds), (phases, secs)
