@@ -34,8 +34,8 @@ class ScopeValues(dict[str, Any]):
 
     __slots__ = ("base",)
 
-    def __init__(self, own: Values, base: Values) -> None:
-        super().__init__(own)
+    def __init__(self, base: Values) -> None:
+        super().__init__()
         self.base = base
 
     def __missing__(self, key: str) -> Any:
@@ -209,27 +209,26 @@ def account_values(v: Values, portfolio: Portfolio, capital: float, unrealized: 
 MarkedLeg = tuple[LegPosition, float | None]  # an open leg and this tick's mark of it
 
 
-def strategy_values(portfolio: Portfolio, strategy_id: str, capital: float,
-                    marked: list[MarkedLeg], entry_ts: datetime | None, now: datetime) -> Values:
-    """``strategy.*`` and ``position.*`` of one strategy; ``marked`` are its open legs, each
-    with this tick's mark (worked out once per tick, however many stages read it)."""
+def strategy_values(v: Values, portfolio: Portfolio, strategy_id: str, capital: float,
+                    marked: list[MarkedLeg], entry_ts: datetime | None, now: datetime) -> None:
+    """Add ``strategy.*`` and ``position.*`` of one strategy to ``v``, in place; ``marked``
+    are its open legs, each with this tick's mark (worked out once per tick, however many
+    stages read it)."""
     book = portfolio.book(strategy_id)
     unrealized = 0.0
     for leg, mark in marked:
         unrealized += leg.unrealized(mark)
     day_pnl = book.realized - book.charges + unrealized
     peak = book.peak_pnl = max(book.peak_pnl, day_pnl)  # tracked whenever a rule reads it
-    v: Values = {
-        "strategy.capital": capital,
-        "strategy.day_pnl": day_pnl,
-        "strategy.day_pnl_pct": day_pnl / capital * 100.0 if capital else 0.0,
-        "strategy.drawdown_pct": (peak - day_pnl) / capital * 100.0 if capital else 0.0,
-        "strategy.trades_today": book.trades_today,
-        "strategy.consecutive_losses": book.consecutive_losses,
-        "strategy.in_position": bool(marked),
-        "strategy.open_legs": len(marked),
-        "strategy.reentries_today": book.reentries_today,
-    }
+    v["strategy.capital"] = capital
+    v["strategy.day_pnl"] = day_pnl
+    v["strategy.day_pnl_pct"] = day_pnl / capital * 100.0 if capital else 0.0
+    v["strategy.drawdown_pct"] = (peak - day_pnl) / capital * 100.0 if capital else 0.0
+    v["strategy.trades_today"] = book.trades_today
+    v["strategy.consecutive_losses"] = book.consecutive_losses
+    v["strategy.in_position"] = bool(marked)
+    v["strategy.open_legs"] = len(marked)
+    v["strategy.reentries_today"] = book.reentries_today
     if marked:
         position_pnl = unrealized + book.trade_pnl
         base = position_base([leg for leg, _ in marked])
@@ -241,7 +240,6 @@ def strategy_values(portfolio: Portfolio, strategy_id: str, capital: float,
         v.update(position_values(marked))
     if book.last_exit_ts is not None:
         v["strategy.minutes_since_exit"] = (now - book.last_exit_ts).total_seconds() / 60.0
-    return v
 
 
 def position_values(marked: list[MarkedLeg]) -> Values:

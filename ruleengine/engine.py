@@ -264,9 +264,9 @@ class Engine:
         cached = self._strategy_cache.get(spec.id)
         now = self._now
         if cached is None or cached[0] != key:
-            values = ScopeValues(strategy_values(st.portfolio, spec.id,
-                                                 self.capital * spec.capital_weight, legs,
-                                                 run.entry_ts, now), base)
+            values = ScopeValues(base)
+            strategy_values(values, st.portfolio, spec.id, self.capital * spec.capital_weight,
+                            legs, run.entry_ts, now)
             values.update(run.ind_values)
             self._strategy_cache[spec.id] = (key, values)
             return values
