@@ -258,7 +258,7 @@ class Engine:
         st = self.state
         spec = run.spec
         legs = self._open_legs.get(spec.id) or []
-        base = self._base(spec.underlying)
+        base = self._bases.get(spec.underlying) or self._base(spec.underlying)
         # the legs with this tick's marks compare equal while the same legs are marked alike
         key = (self.capital, st.portfolio.revision, run.entry_ts, run.ind_changes, legs)
         cached = self._strategy_cache.get(spec.id)

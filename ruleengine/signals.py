@@ -137,6 +137,8 @@ def exit_signals(run: StrategyRun, marked: list[MarkedLeg], values: dict[str, An
                                legs=tuple(p.leg_id for p, _ in live),
                                inputs={"position_pnl_pct": pct,
                                        "best_pnl_pct": run.best_pnl_pct})]
+    if spec.exit.verdict == "never":  # e.g. `exit: false`, a strategy left to its stops
+        return []
     try:
         if spec.exit.evaluate(values):
             return [Signal(strategy_id=sid, kind="exit", reason="exit_condition",
