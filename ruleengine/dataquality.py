@@ -176,7 +176,7 @@ def screen(feeds: InstrumentFeeds, source: str, ts: datetime, value: float,
            received: datetime | None, params: DQParams, key: str, notes: list[Note]) -> bool:
     """Decide whether one tick may become a price; what it notes is appended to ``notes`` (the
     market's per-tick list, so a clean tick, nearly all of them, allocates nothing)."""
-    t = feeds.track(source, params)
+    t = feeds.sources.get(source) or feeds.track(source, params)
     if received is not None and (ts - received).total_seconds() > params.future_tolerance_s:
         notes.append(("future_timestamp", {**_detail(key, source, value, ts),
                                            "received": received.isoformat()}))
@@ -294,6 +294,8 @@ def maintain(feeds: InstrumentFeeds, now: datetime, stale_s: float, params: DQPa
                     feeds.active = name
                 break
         return
+    if len(feeds.sources) == 1:
+        return  # the only feed is in use and fresh: nothing better to fail back to
     for name, t in feeds.ranked():  # a better feed, fresh for long enough, takes over again
         if t.fresh_since is None:
             continue
