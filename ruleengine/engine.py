@@ -30,12 +30,16 @@ from .contracts import OrderRequest, Purpose
 from .dataquality import DQParams
 from .decisions import Decision
 from .events import (
+    ChainSnapshot,
     Event,
+    IndexTick,
     OperatorCommand,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
     OrderRejected,
+    Quote,
+    VixTick,
 )
 from .functions import parse_duration
 from .guards import Emit, rearm_all, run_guards
@@ -47,10 +51,12 @@ from .sizing import ExecutionParams, exit_order, plan_entry
 from .state import EngineState, OrderTrack, PlannedLeg, StrategyRun
 from .tradingstate import ScopeState, TradingState, effective, scope_chain
 
-# Exact types (these event classes are final), so telling a market event from these is one
-# set lookup rather than five isinstance tests, three times a tick.
-_ORDER_AND_OPERATOR_EVENTS = frozenset({OrderFilled, OrderAccepted, OrderRejected,
-                                        OrderCancelled, OperatorCommand})
+_ORDER_AND_OPERATOR_EVENTS = (OrderFilled, OrderAccepted, OrderRejected, OrderCancelled,
+                              OperatorCommand)
+# The market data of nearly every tick, by exact type: one set lookup sends it straight to the
+# market state. Anything else (an adapter's own subclass of a fill included) takes _ingest's
+# isinstance tests.
+_PRICE_EVENTS = frozenset({IndexTick, VixTick, Quote, ChainSnapshot})
 
 
 class TickResult(NamedTuple):
@@ -134,12 +140,12 @@ class Engine:
             self._new_day(now)
         apply = st.market.apply
         for event in events:
-            if type(event) in _ORDER_AND_OPERATOR_EVENTS:
-                self._ingest(event, now)
-            else:  # market data: nearly all
+            if type(event) in _PRICE_EVENTS:
                 verdict = apply(event)
                 if verdict is not None:
                     self._data_quality(event, verdict, now)
+            else:
+                self._ingest(event, now)
         st.market.maintain(now)
         if st.market.notes:
             self._market_notes(now)
@@ -303,8 +309,13 @@ class Engine:
 
     # -- events in -----------------------------------------------------------------------------
     def _ingest(self, event: Event, now: datetime) -> None:
-        """An order or operator event (market data goes straight to the market state)."""
+        """An event other than the plain price events the tick loop hands to the market."""
         st = self.state
+        if not isinstance(event, _ORDER_AND_OPERATOR_EVENTS):  # timers, bars, closes
+            verdict = st.market.apply(event)
+            if verdict is not None:
+                self._data_quality(event, verdict, now)
+            return
         emit = self._emit_at(now)
         if isinstance(event, OrderFilled):
             self._on_fill(event, now)

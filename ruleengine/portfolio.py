@@ -83,8 +83,9 @@ class Portfolio:
     trades_today: int = 0
     fills: list[tuple[OrderFilled, OrderRequest, float]] = field(default_factory=list)
     # Bumped by every method below that changes a leg or a book. The engine keeps each
-    # strategy's values until this (or a mark) moves, so books change only through these
-    # methods; a strategy's peak P&L, raised as its values are read, is the one exception.
+    # strategy's values until this (or a mark) moves, so whatever those values are made of
+    # changes only through these methods. Two book fields are not read by them: the peak
+    # P&L (raised as the values are worked out) and the last exit reason (read by re-entry).
     revision: int = 0
 
     def book(self, strategy_id: str) -> StrategyBook:

@@ -68,9 +68,13 @@ def resolve_contract(leg: Leg, u: UnderlyingState, inst: Instrument, market: Mar
     contract = Contract(underlying=u.symbol, kind="OPT", expiry=expiry, strike=float(strike),
                         option_type=leg.option_type)  # type: ignore[arg-type]
     # The quote book's own object when it has one: the position is then looked up by identity
-    # every tick rather than compared field by field (an equal contract either way).
+    # every tick rather than compared field by field. Equal is not enough (24000 == 24000.0):
+    # it is taken only with the same field types, so what is recorded stays exactly as built.
     quote = market.quotes.get(contract)
-    return quote.contract if quote is not None else contract
+    if quote is not None and type(quote.contract.strike) is float and \
+            type(quote.contract.expiry) is type(expiry):
+        return quote.contract
+    return contract
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

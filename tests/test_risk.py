@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -289,6 +290,23 @@ def test_rearm_while_the_loss_limit_still_holds_halts_again() -> None:
     assert engine.state.scopes["account"].state == TradingState.HALTED
     fired = [d for d in res.decisions if d.kind == "rule_fired"]
     assert [d.rule_id for d in fired] == ["daily-loss-limit"]
+
+
+def test_an_adapters_own_subclass_of_an_operator_event_is_still_acted_on() -> None:
+    """The tick loop sends plain price events straight to the market state by exact type;
+    anything else, such as a subclass an adapter defines, must still reach the order and
+    operator handling."""
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class DeskCommand(OperatorCommand):
+        desk: str = "desk-2"
+
+    engine = _primed_engine()
+    t1 = T0 + timedelta(seconds=1)
+    res = engine.tick([DeskCommand(ts=t1, command="kill", reason="desk stop"),
+                       IndexTick(ts=t1, underlying="NIFTY", value=24011.0)])
+    assert engine.state.kill_switch
+    assert any(d.rule_id == "kill-switch" and d.kind == "rule_fired" for d in res.decisions)
 
 
 def test_overrides_suspend_a_rule_until_their_time_and_never_the_kill_switch() -> None:
