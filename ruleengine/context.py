@@ -29,16 +29,28 @@ class ScopeValues(dict[str, Any]):
     held directly, and the underlying's shared values read through rather than copied.
 
     Four strategies copying a fifty-name dict every tick cost more than the few shared names
-    each one actually reads. ``get`` is overridden because ``dict.get`` skips ``__missing__``.
+    each one actually reads. The two names that move with the clock alone (minutes in the
+    trade, minutes since the last exit) are worked out when read, from ``now``, so a kept
+    scope costs nothing per tick beyond pointing it at the tick's shared values and time.
+    ``get`` is overridden because ``dict.get`` skips ``__missing__``.
     """
 
-    __slots__ = ("base",)
+    __slots__ = ("base", "entered", "exited", "now")
 
-    def __init__(self, base: Values) -> None:
+    def __init__(self, base: Values, now: datetime, entered: datetime | None,
+                 exited: datetime | None) -> None:
         super().__init__()
         self.base = base
+        self.now = now
+        self.entered = entered  # entry of the open position (None when flat)
+        self.exited = exited  # the last trade's exit (None before the first)
 
     def __missing__(self, key: str) -> Any:
+        if key in _CLOCK_NAMES:
+            then = self.entered if key == "strategy.minutes_in_trade" else self.exited
+            if then is None:
+                raise KeyError(key)
+            return (self.now - then).total_seconds() / 60.0
         return self.base[key]
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -46,6 +58,9 @@ class ScopeValues(dict[str, Any]):
             return self[key]
         except KeyError:
             return default
+
+
+_CLOCK_NAMES = frozenset({"strategy.minutes_in_trade", "strategy.minutes_since_exit"})
 
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -210,10 +225,10 @@ MarkedLeg = tuple[LegPosition, float | None]  # an open leg and this tick's mark
 
 
 def strategy_values(v: Values, portfolio: Portfolio, strategy_id: str, capital: float,
-                    marked: list[MarkedLeg], entry_ts: datetime | None, now: datetime) -> None:
+                    marked: list[MarkedLeg]) -> None:
     """Add ``strategy.*`` and ``position.*`` of one strategy to ``v``, in place; ``marked``
     are its open legs, each with this tick's mark (worked out once per tick, however many
-    stages read it)."""
+    stages read it). The minutes in and since a trade are :class:`ScopeValues`' own."""
     book = portfolio.book(strategy_id)
     unrealized = 0.0
     for leg, mark in marked:
@@ -235,11 +250,7 @@ def strategy_values(v: Values, portfolio: Portfolio, strategy_id: str, capital: 
         v["strategy.position_pnl"] = position_pnl
         if base > 0:
             v["strategy.position_pnl_pct"] = position_pnl / base * 100.0
-        if entry_ts is not None:
-            v["strategy.minutes_in_trade"] = (now - entry_ts).total_seconds() / 60.0
         v.update(position_values(marked))
-    if book.last_exit_ts is not None:
-        v["strategy.minutes_since_exit"] = (now - book.last_exit_ts).total_seconds() / 60.0
 
 
 def position_values(marked: list[MarkedLeg]) -> Values:

@@ -259,8 +259,7 @@ class Engine:
         change to either moves ``Portfolio.revision``), its indicators and the marks of its
         legs; an option chain moves every few seconds, a flat strategy not at all. So one
         object is kept per strategy and rebuilt only when one of those changes; every tick it
-        is pointed at the new shared values and its clock-driven minutes are brought up to
-        date."""
+        is pointed at the new shared values and the tick's time."""
         st = self.state
         spec = run.spec
         legs = self._open_legs.get(spec.id) or []
@@ -268,21 +267,16 @@ class Engine:
         # the legs with this tick's marks compare equal while the same legs are marked alike
         key = (self.capital, st.portfolio.revision, run.entry_ts, run.ind_changes, legs)
         cached = self._strategy_cache.get(spec.id)
-        now = self._now
         if cached is None or cached[0] != key:
-            values = ScopeValues(base)
+            values = ScopeValues(base, self._now, run.entry_ts if legs else None,
+                                 st.portfolio.book(spec.id).last_exit_ts)
             strategy_values(values, st.portfolio, spec.id, self.capital * spec.capital_weight,
-                            legs, run.entry_ts, now)
+                            legs)
             values.update(run.ind_values)
             self._strategy_cache[spec.id] = (key, values)
             return values
         values = cached[1]
-        values.base = base
-        if legs and run.entry_ts is not None:
-            values["strategy.minutes_in_trade"] = (now - run.entry_ts).total_seconds() / 60.0
-        last_exit = st.portfolio.books[spec.id].last_exit_ts  # a kept scope has a book
-        if last_exit is not None:
-            values["strategy.minutes_since_exit"] = (now - last_exit).total_seconds() / 60.0
+        values.base, values.now = base, self._now
         return values
 
     def _account(self, v: Values) -> None:

@@ -6,6 +6,7 @@ import difflib
 import json
 import os
 import sqlite3
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,39 @@ def test_an_alert_reaches_a_person_only_after_its_decision_is_in_the_audit_store
     run(_config(db, feed="synthetic:flash-crash"))
     assert seen, "the flash crash raised no alert"
     assert all(written for _body, written in seen), [b for b, w in seen if not w]
+
+
+def test_minutes_in_and_since_a_trade_follow_the_clock(tmp_path: Path) -> None:
+    """strategy.minutes_in_trade and strategy.minutes_since_exit move with every tick while
+    nothing else about the strategy does (they are worked out when read): an exit after 7
+    minutes in the trade fires on the 7th minute exactly, and the next entry reads the minutes
+    from the close to its own tick."""
+    orb = (REPO / "strategies" / "opening_range_breakout.yaml").read_text()
+    orb = orb.replace("exit: market.spot < ind.orb_low", "exit: strategy.minutes_in_trade >= 7")
+    orb = orb.replace("entry: market.spot > ind.orb_high and market.vix < 30",
+                      "entry: market.spot > ind.orb_high and (strategy.trades_today == 0 or "
+                      "strategy.minutes_since_exit >= 12)")
+    orb = orb.replace("stop_loss: {pct: 40}, target: {pct: 80}", "stop_loss: {pct: 90}")
+    (tmp_path / "strategies").mkdir()
+    for path in (REPO / "strategies").glob("*.yaml"):  # the guards name the other strategies
+        (tmp_path / "strategies" / path.name).write_text(
+            orb if path.name == "opening_range_breakout.yaml" else path.read_text())
+    db = tmp_path / "run.db"
+    run(RunConfig(policies=(str(REPO / "policies"),), strategies=(str(tmp_path / "strategies"),),
+                  db=str(db)))
+    rows = _table(db, "SELECT ts, inputs, result FROM decisions WHERE kind = 'signal' AND "
+                      "scope = 'strategy:orb-call' ORDER BY id")
+    signals = [(ts, json.loads(inputs), json.loads(result)) for ts, inputs, result in rows]
+    entries = [(ts, i) for ts, i, r in signals if r.get("signal") in ("entry", "reentry")]
+    exits = [(ts, i) for ts, i, r in signals
+             if r.get("signal") == "exit" and r.get("reason") == "exit_condition"]
+    closed = [ts for ts, _i, r in signals if r.get("trade_closed")]
+    assert len(entries) == 2 and len(exits) == 2 and len(closed) >= 1
+    for (entered, _), (exited, inputs) in zip(entries, exits, strict=True):
+        assert inputs == {"strategy.minutes_in_trade": 7.0}
+        assert datetime.fromisoformat(exited) - datetime.fromisoformat(entered) == \
+            timedelta(minutes=7)
+    # the second entry read the minutes from the first trade's close to that very tick
+    since = entries[1][1]["strategy.minutes_since_exit"]
+    waited = datetime.fromisoformat(entries[1][0]) - datetime.fromisoformat(closed[0])
+    assert since >= 12 and since == waited.total_seconds() / 60.0
