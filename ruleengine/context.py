@@ -7,6 +7,8 @@ are only those documented in ``names.yaml`` (plus a strategy's ``ind.*``).
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -103,48 +105,89 @@ def next_expiry(u: UnderlyingState, inst: Instrument | None, today: date) -> dat
 
 _MOVE_NAMES = {m: f"market.move_{m}m_pct" for m in MOVE_WINDOWS_MIN}
 
+# Shared names worked out only when some expression or message of the policy set reads one of
+# their group; every other shared name is read by the shipped set and always built.
+MARKET_EXTRA = frozenset({"market.atm_strike", "market.range_pct", "market.prev_close",
+                          "market.open", "market.day_high", "market.day_low"})
+VIX_EXTRA = frozenset({"market.vix_prev_close", "market.vix_change_pct",
+                       "market.vix_day_low"})
+FEED_EXTRA = frozenset({"feed.chain_age_s", "feed.source", "feed.in_auction", "feed.suspect"})
+ACCOUNT_EXTRA = frozenset({"account.capital", "account.equity", "account.realized_pnl",
+                           "account.unrealized_pnl", "account.charges", "account.peak_equity",
+                           "account.drawdown_pct", "account.open_orders",
+                           "account.orders_today"})
+
+
+@dataclass(frozen=True, slots=True)
+class Reads:
+    """Which optional shared names the loaded policy set reads. Values are built every tick,
+    and a name no expression or message can read is work for nothing: half the shared names,
+    for the shipped set. Nothing else reads the values, so leaving those out changes no
+    outcome. The default reads everything."""
+
+    moves: tuple[int, ...] = MOVE_WINDOWS_MIN  # the market.move_<N>m_pct windows
+    market_extra: bool = True
+    vix_extra: bool = True
+    feed_extra: bool = True
+    account_extra: bool = True
+
+    @classmethod
+    def of(cls, names: Collection[str]) -> Reads:
+        return cls(moves=tuple(m for m in MOVE_WINDOWS_MIN if _MOVE_NAMES[m] in names),
+                   market_extra=not MARKET_EXTRA.isdisjoint(names),
+                   vix_extra=not VIX_EXTRA.isdisjoint(names),
+                   feed_extra=not FEED_EXTRA.isdisjoint(names),
+                   account_extra=not ACCOUNT_EXTRA.isdisjoint(names))
+
+
+ALL_NAMES = Reads()
+
 
 def market_values(v: Values, market: MarketState, u: UnderlyingState, inst: Instrument | None,
-                  stale: DQParams, secs: int, moves: tuple[int, ...] = MOVE_WINDOWS_MIN) -> None:
+                  stale: DQParams, secs: int, reads: Reads = ALL_NAMES) -> None:
     """Add ``market.*`` and ``feed.*`` of one underlying to ``v`` (the tick's shared values,
     filled in place rather than merged: merging dicts of fifty names cost more than building
     them). Built on every tick, so written with locals and few calls; each name is still set
-    only when its value is known. ``secs`` is ``market.now``'s second of the day."""
+    only when its value is known. ``secs`` is ``market.now``'s second of the day; groups of
+    names that ``reads`` says nobody reads are left out."""
     now = market.now
     assert now is not None
     spot, prev, high, low = u.spot, u.prev_close, u.high, u.low
+    extra = reads.market_extra
     if spot is not None:
         v["market.spot"] = spot
-        if inst is not None:
+        if extra and inst is not None:
             v["market.atm_strike"] = round(spot / inst.strike_step) * inst.strike_step
         if prev:
             v["market.change_pct"] = (spot - prev) / prev * 100.0
-            if high is not None and low is not None:
+            if extra and high is not None and low is not None:
                 v["market.range_pct"] = (high - low) / prev * 100.0
-        for minutes in moves:
+        for minutes in reads.moves:
             move = u.move_pct(minutes)
             if move is not None:
                 v[_MOVE_NAMES.get(minutes) or f"market.move_{minutes}m_pct"] = move
-    if prev is not None:
-        v["market.prev_close"] = prev
-    if u.open is not None:
-        v["market.open"] = u.open
-        if prev:
-            v["market.gap_pct"] = (u.open - prev) / prev * 100.0
-    if high is not None:
-        v["market.day_high"] = high
-    if low is not None:
-        v["market.day_low"] = low
+    if u.open is not None and prev:
+        v["market.gap_pct"] = (u.open - prev) / prev * 100.0
+    if extra:
+        if prev is not None:
+            v["market.prev_close"] = prev
+        if u.open is not None:
+            v["market.open"] = u.open
+        if high is not None:
+            v["market.day_high"] = high
+        if low is not None:
+            v["market.day_low"] = low
     if u.fut is not None:
         v["market.fut"] = u.fut.ltp
     vix = market.vix
     if vix is not None:
         v["market.vix"] = vix
-        if market.vix_prev_close:
+        if reads.vix_extra and market.vix_prev_close:
             v["market.vix_prev_close"] = market.vix_prev_close
             v["market.vix_change_pct"] = (vix / market.vix_prev_close - 1.0) * 100.0
         if market.vix_low:
-            v["market.vix_day_low"] = market.vix_low
+            if reads.vix_extra:
+                v["market.vix_day_low"] = market.vix_low
             v["market.vix_rise_from_low_pct"] = (vix / market.vix_low - 1.0) * 100.0
     spot_ts, feeds = u.spot_ts, u.feeds
     today = now.date()
@@ -159,23 +202,24 @@ def market_values(v: Values, market: MarketState, u: UnderlyingState, inst: Inst
         v["feed.age_s"] = spot_age
     if vix_age is not None:
         v["feed.vix_age_s"] = vix_age
-    if chain_age is not None:
-        v["feed.chain_age_s"] = chain_age
     limits = stale.thresholds_at(secs)
     v["feed.healthy"] = (spot_today and spot_age is not None
                          and spot_age <= limits.underlying
                          and vix_age is not None and vix_age <= limits.vix)
-    if feeds.active is not None:
-        v["feed.source"] = feeds.active
     sources = feeds.sources
     v["feed.divergence_pct"] = divergence_pct(feeds) if len(sources) > 1 else 0.0
-    v["feed.in_auction"] = feeds.auction_until is not None and now < feeds.auction_until
-    suspect = False
-    for track in sources.values():
-        if track.suspect is not None:
-            suspect = True
-            break
-    v["feed.suspect"] = suspect
+    if reads.feed_extra:
+        if chain_age is not None:
+            v["feed.chain_age_s"] = chain_age
+        if feeds.active is not None:
+            v["feed.source"] = feeds.active
+        v["feed.in_auction"] = feeds.auction_until is not None and now < feeds.auction_until
+        suspect = False
+        for track in sources.values():
+            if track.suspect is not None:
+                suspect = True
+                break
+        v["feed.suspect"] = suspect
     v["feed.chain_strikes"] = u.chain_strikes
     v["feed.chain_ok"] = (chain_age is not None
                           and chain_age <= limits.options
@@ -199,26 +243,29 @@ ACCOUNT_NAMES = ("account.capital", "account.equity", "account.day_pnl",
 
 def account_values(v: Values, portfolio: Portfolio, capital: float, unrealized: float,
                    peak_equity: float, open_positions: int, open_orders: int,
-                   orders_today: int, kill_switch: bool) -> None:
-    """Add ``account.*`` (the names of ``ACCOUNT_NAMES``) to ``v``, in place."""
+                   orders_today: int, kill_switch: bool, reads: Reads = ALL_NAMES) -> float:
+    """Add ``account.*`` (the names of ``ACCOUNT_NAMES`` that ``reads`` asks for) to ``v``, in
+    place; returns the peak equity, tracked whether or not a rule reads it."""
     day_pnl = portfolio.realized - portfolio.charges + unrealized
     equity = capital + day_pnl
     peak = max(peak_equity, equity)
-    v["account.capital"] = capital
-    v["account.equity"] = equity
     v["account.day_pnl"] = day_pnl
     v["account.day_pnl_pct"] = day_pnl / capital * 100.0
-    v["account.realized_pnl"] = portfolio.realized - portfolio.charges
-    v["account.unrealized_pnl"] = unrealized
-    v["account.charges"] = portfolio.charges
-    v["account.peak_equity"] = peak
-    v["account.drawdown_pct"] = max(peak - equity, 0.0) / capital * 100.0
     v["account.open_positions"] = open_positions
-    v["account.open_orders"] = open_orders
     v["account.trades_today"] = portfolio.trades_today
-    v["account.orders_today"] = orders_today
     v["account.consecutive_losses"] = portfolio.consecutive_losses
     v["operator.kill_switch"] = kill_switch
+    if reads.account_extra:
+        v["account.capital"] = capital
+        v["account.equity"] = equity
+        v["account.realized_pnl"] = portfolio.realized - portfolio.charges
+        v["account.unrealized_pnl"] = unrealized
+        v["account.charges"] = portfolio.charges
+        v["account.peak_equity"] = peak
+        v["account.drawdown_pct"] = max(peak - equity, 0.0) / capital * 100.0
+        v["account.open_orders"] = open_orders
+        v["account.orders_today"] = orders_today
+    return peak
 
 
 MarkedLeg = tuple[LegPosition, float | None]  # an open leg and this tick's mark of it

@@ -18,6 +18,7 @@ from .checks import CheckConfig, check_order, context_for, gateway
 from .context import (
     ACCOUNT_NAMES,
     MarkedLeg,
+    Reads,
     ScopeValues,
     Values,
     account_values,
@@ -43,7 +44,7 @@ from .events import (
 )
 from .functions import parse_duration
 from .guards import Emit, rearm_all, run_guards
-from .market import MOVE_WINDOWS_MIN, MarketState, seconds_of_day
+from .market import MarketState, seconds_of_day
 from .policyset import PolicySet
 from .portfolio import ChargeFn, Portfolio
 from .signals import Signal, entry_signal, exit_signals, make_run_indicators, update_bars
@@ -89,7 +90,7 @@ class Engine:
         self.execution = _execution_params(policy)
         self.capital = policy.capital
         self.checks = CheckConfig.from_policy_set(policy)
-        self._moves = _move_windows_read(policy)
+        self._reads = Reads.of(_names_read(policy))
         self._tick_values: dict[str, Values] = {}  # this tick's values, by scope
         self._bases: dict[str | None, Values] = {}  # this tick's, by underlying
         self._account_values: Values | None = None  # this tick's first with account.*
@@ -123,7 +124,7 @@ class Engine:
         self._strategy_cache, self._expiry = {}, {}  # both depend on the policy set
         self.execution = _execution_params(policy)
         self.checks = CheckConfig.from_policy_set(policy)
-        self._moves = _move_windows_read(policy)
+        self._reads = Reads.of(_names_read(policy))
         st.market.params = _dq_params(policy)
 
     # -- the tick ------------------------------------------------------------------------------
@@ -248,7 +249,7 @@ class Engine:
             mnow = market.now  # the market's clock: behind the tick's only on a tick of no
             assert mnow is not None  # market data (then it is worked out again)
             market_values(v, market, u, inst, market.params,
-                          self._secs if mnow == now else seconds_of_day(mnow), self._moves)
+                          self._secs if mnow == now else seconds_of_day(mnow), self._reads)
         self._account(v)
         self._bases[underlying] = v
         return v
@@ -285,15 +286,16 @@ class Engine:
         first = self._account_values
         if first is not None:
             for name in ACCOUNT_NAMES:
-                v[name] = first[name]
+                if name in first:  # the names the policy set reads
+                    v[name] = first[name]
             return
         st = self.state
         unrealized = 0.0
         for leg, mark in self._marked:  # booking order, as the summary adds them
             unrealized += leg.unrealized(mark)
-        account_values(v, st.portfolio, self.capital, unrealized, st.peak_equity,
-                       len(self._marked), len(st.live), st.orders_today, st.kill_switch)
-        st.peak_equity = v["account.peak_equity"]
+        st.peak_equity = account_values(v, st.portfolio, self.capital, unrealized,
+                                        st.peak_equity, len(self._marked), len(st.live),
+                                        st.orders_today, st.kill_switch, self._reads)
         self._account_values = v
 
     def _primary_underlying(self) -> str | None:
@@ -647,9 +649,9 @@ def _execution_params(policy: PolicySet) -> ExecutionParams:
                            entry_timeout_s=parse_duration(d["entry_timeout"]))
 
 
-def _move_windows_read(policy: PolicySet) -> tuple[int, ...]:
-    """The market.move_<N>m_pct windows some rule, strategy or message reads; only those are
-    computed each tick."""
+def _names_read(policy: PolicySet) -> frozenset[str]:
+    """Every name some rule (condition, message, re-arm condition) or strategy (entry, exit)
+    reads: the only readers of the values the engine builds."""
     names: set[str] = set()
     for rule in policy.rules:
         names.update(rule.when.names)
@@ -659,7 +661,7 @@ def _move_windows_read(policy: PolicySet) -> tuple[int, ...]:
     for spec in policy.strategies:
         names.update(spec.entry.names)
         names.update(spec.exit.names)
-    return tuple(m for m in MOVE_WINDOWS_MIN if f"market.move_{m}m_pct" in names)
+    return frozenset(names)
 
 
 def _dq_params(policy: PolicySet) -> DQParams:
