@@ -147,10 +147,10 @@ class Engine:
                     self._data_quality(event, verdict, now)
             else:
                 self._ingest(event, now)
-        st.market.maintain(now)
+        self._now, self._secs = now, seconds_of_day(now)
+        st.market.maintain(now, self._secs)
         if st.market.notes:
             self._market_notes(now)
-        self._now, self._secs = now, seconds_of_day(now)
         self._update_bars(now)
         self._tick_values, self._bases, self._account_values = {}, {}, None
         marks = st.market.mark_price

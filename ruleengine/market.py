@@ -193,11 +193,11 @@ class MarketState:
         self.vix, self.vix_ts = value, ts
         self.vix_low = value if self.vix_low is None else min(self.vix_low, value)
 
-    def maintain(self, now: datetime) -> None:
-        """Fail over or back between feeds; a switch makes the new feed's value the price."""
+    def maintain(self, now: datetime, secs: int | None = None) -> None:
+        """Fail over or back between feeds; a switch makes the new feed's value the price.
+        ``secs`` is ``now``'s second of the day, when the caller has it already."""
         p = self.params
-        secs = seconds_of_day(now)
-        limits = p.thresholds_at(secs)
+        limits = p.thresholds_at(seconds_of_day(now) if secs is None else secs)
         for u in self.underlyings.values():
             before = u.feeds.active
             maintain(u.feeds, now, limits.underlying, p, u.symbol, self.notes)
