@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from .context import MarkedLeg, position_base
+from .context import MarkedLeg
 from .errors import EvaluationError
 from .indicators import Bar, make_indicator
 from .policyset import Level
-from .portfolio import LegPosition, Portfolio
+from .portfolio import Portfolio
 from .state import StrategyRun
 
 
@@ -116,14 +116,16 @@ def exit_signals(run: StrategyRun, marked: list[MarkedLeg], values: dict[str, An
         if out:
             return out
     if spec.stop_loss is not None or spec.target is not None:
+        # the position's P&L and its % of the premium base, exactly as the strategy's rules
+        # read them (the % is absent when the base is not positive)
         pnl_total = values.get("strategy.position_pnl", 0.0)
-        legs = [p for p, _ in marked]
-        base = position_base(legs)
-        if spec.stop_loss is not None and _combined(spec.stop_loss, -pnl_total, base, legs):
+        pct = values.get("strategy.position_pnl_pct")
+        if spec.stop_loss is not None and _combined(spec.stop_loss, -pnl_total,
+                                                    None if pct is None else -pct, marked):
             return [Signal(strategy_id=sid, kind="exit", reason="stop_loss",
                            legs=tuple(p.leg_id for p, _ in live),
                            inputs={"position_pnl": pnl_total})]
-        if spec.target is not None and _combined(spec.target, pnl_total, base, legs):
+        if spec.target is not None and _combined(spec.target, pnl_total, pct, marked):
             return [Signal(strategy_id=sid, kind="exit", reason="target",
                            legs=tuple(p.leg_id for p, _ in live),
                            inputs={"position_pnl": pnl_total})]
@@ -157,12 +159,15 @@ def _breached(level: Level, adverse_points: float, adverse_amount: float, avg: f
     return adverse_amount >= level.value
 
 
-def _combined(level: Level, adverse_amount: float, base: float, legs: list[LegPosition]) -> bool:
+def _combined(level: Level, adverse_amount: float, adverse_pct: float | None,
+              marked: list[MarkedLeg]) -> bool:
+    """A combined stop or target: ``adverse_pct`` is the adverse move as a % of the premium
+    base (None when the base is not positive, so a % level cannot be reached)."""
     if level.kind == "amount":
         return adverse_amount >= level.value
     if level.kind == "pct":
-        return base > 0 and adverse_amount / base * 100.0 >= level.value
-    units = sum(abs(p.qty) for p in legs) / max(len(legs), 1)
+        return adverse_pct is not None and adverse_pct >= level.value
+    units = sum(abs(p.qty) for p, _ in marked) / max(len(marked), 1)
     return units > 0 and adverse_amount / units >= level.value
 
 
