@@ -153,9 +153,7 @@ class Engine:
             self._market_notes(now)
         self._update_bars(now)
         self._tick_values, self._bases, self._account_values = {}, {}, None
-        marks = st.market.mark_price
-        self._marked = [(leg, marks(leg.contract)) for leg in st.portfolio.open_legs()]
-        self._open_legs = _by_strategy(self._marked)
+        self._mark_open_legs()
         if self.guards_enabled:
             run_guards(st, self._values_for, now, self._emit_at(now))
         self._square_off(now)
@@ -186,6 +184,22 @@ class Engine:
                 u = underlyings.get(run.spec.underlying)
                 if u is not None and u.spot_ts == now:
                     update_bars(run, day_s, secs, u.spot, u.fut.ltp if u.fut is not None else None)
+
+    def _mark_open_legs(self) -> None:
+        """Each open leg with this tick's mark, in booking order and by strategy: one price
+        lookup per leg per tick, however many stages read it."""
+        mark = self.state.market.mark_price
+        marked: list[MarkedLeg] = []
+        by_strategy: dict[str, list[MarkedLeg]] = {}
+        for leg in self.state.portfolio.open_legs():
+            pair = (leg, mark(leg.contract))
+            marked.append(pair)
+            group = by_strategy.get(leg.strategy_id)
+            if group is None:
+                by_strategy[leg.strategy_id] = [pair]
+            else:
+                group.append(pair)
+        self._marked, self._open_legs = marked, by_strategy
 
     def _strategies(self, now: datetime) -> None:
         """Stage 4: exits before entries, strategy by strategy. A flat strategy outside its
@@ -628,13 +642,6 @@ class Engine:
 
         self._emit_cache = (now, emit)
         return emit
-
-
-def _by_strategy(marked: list[MarkedLeg]) -> dict[str, list[MarkedLeg]]:
-    out: dict[str, list[MarkedLeg]] = {}
-    for pair in marked:
-        out.setdefault(pair[0].strategy_id, []).append(pair)
-    return out
 
 
 def _execution_params(policy: PolicySet) -> ExecutionParams:

@@ -115,9 +115,11 @@ class MarketState:
         if isinstance(event, Quote):
             if not in_session(event.ts):
                 return "out_of_session"
-            self.quotes[event.contract] = event
-            if event.contract.kind == "FUT":
-                u = self.underlying(event.contract.underlying)
+            contract = event.contract
+            self.quotes[contract] = event
+            if contract.kind == "FUT":
+                u = self.underlyings.get(contract.underlying) or \
+                    self.underlying(contract.underlying)
                 u.fut, u.fut_ts = event, event.ts
             return None
         if isinstance(event, VixTick):
@@ -160,7 +162,7 @@ class MarketState:
             return "pre_open"
         if secs > SESSION_CLOSE_S:
             return "post_close"
-        u = self.underlying(event.underlying)
+        u = self.underlyings.get(event.underlying) or self.underlying(event.underlying)
         ok = screen(u.feeds, event.source, ts, event.value, event.received, self.params,
                     event.underlying, self.notes)
         if ok and u.feeds.active in (None, event.source):
