@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from adapters.factory import synthetic_feed
 from ruleengine.context import ACCOUNT_EXTRA, FEED_EXTRA, MARKET_EXTRA, VIX_EXTRA, Reads
-from ruleengine.engine import Engine
+from ruleengine.engine import Engine, _names_read
+from ruleengine.expr import CompiledExpr, Template
 from ruleengine.policyset import load_policy_set
 from ruleengine.runner import batches
 
@@ -58,3 +61,32 @@ def test_the_shipped_set_leaves_the_unread_groups_out() -> None:
     engine = Engine(policy)
     assert engine._reads == Reads(moves=(10,), market_extra=False, vix_extra=False,
                                   feed_extra=False, account_extra=False)
+
+
+def _compiled_in(obj: object, seen: set[int]) -> list[CompiledExpr | Template]:
+    """Every compiled expression or message template reachable from ``obj``."""
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, (CompiledExpr, Template)):
+        return [obj]
+    if isinstance(obj, (list, tuple)):
+        return [c for item in obj for c in _compiled_in(item, seen)]
+    if isinstance(obj, Mapping):
+        return [c for item in obj.values() for c in _compiled_in(item, seen)]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return [c for f in dataclasses.fields(obj)
+                for c in _compiled_in(getattr(obj, f.name), seen)]
+    return []
+
+
+def test_every_compiled_expression_of_a_policy_set_counts_as_a_reader() -> None:
+    """Names nobody reads are left out of the values, so the engine's list of readers must
+    hold every expression and template a policy set compiles: one added to a rule or a
+    strategy later, and forgotten there, would find its names missing and block new risk."""
+    policy = load_policy_set([REPO / "policies", REPO / "strategies"])
+    compiled = _compiled_in(policy, set())
+    assert len(compiled) > len(policy.rules) + 2 * len(policy.strategies)  # it found them
+    read = _names_read(policy)
+    for item in compiled:
+        assert set(item.names) <= read, item
