@@ -20,6 +20,7 @@ from .market import (
     SESSION_OPEN_S,
     MarketState,
     UnderlyingState,
+    in_session_s,
 )
 from .portfolio import LegPosition, Portfolio
 
@@ -73,7 +74,7 @@ def session_values(now: datetime, secs: int) -> Values:
     weekday = now.weekday()
     return {
         "session.time": secs,
-        "session.is_open": SESSION_OPEN_S <= secs <= SESSION_CLOSE_S and weekday < 5,
+        "session.is_open": in_session_s(secs) and weekday < 5,
         "session.minutes_since_open": max(secs - SESSION_OPEN_S, 0) / 60.0,
         "session.minutes_to_close": max(SESSION_CLOSE_S - secs, 0) / 60.0,
         "session.weekday": weekday,

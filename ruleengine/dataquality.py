@@ -176,7 +176,7 @@ def screen(feeds: InstrumentFeeds, source: str, ts: datetime, value: float,
            received: datetime | None, params: DQParams, key: str, notes: list[Note]) -> bool:
     """Decide whether one tick may become a price; what it notes is appended to ``notes`` (the
     market's per-tick list, so a clean tick, nearly all of them, allocates nothing)."""
-    t = feeds.sources.get(source) or feeds.track(source, params)
+    t = feeds.track(source, params)
     if received is not None and (ts - received).total_seconds() > params.future_tolerance_s:
         notes.append(("future_timestamp", {**_detail(key, source, value, ts),
                                            "received": received.isoformat()}))

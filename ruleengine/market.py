@@ -37,7 +37,12 @@ def seconds_of_day(ts: datetime) -> int:
 
 def in_session(ts: datetime) -> bool:
     """Regular NSE session, 09:15:00 to 15:30:00 inclusive (exchange facts, not a tunable)."""
-    return SESSION_OPEN_S <= seconds_of_day(ts) <= SESSION_CLOSE_S
+    return in_session_s(seconds_of_day(ts))
+
+
+def in_session_s(secs: int) -> bool:
+    """:func:`in_session` at a second of the day the caller has already worked out."""
+    return SESSION_OPEN_S <= secs <= SESSION_CLOSE_S
 
 
 @dataclass(slots=True)
@@ -118,8 +123,7 @@ class MarketState:
             contract = event.contract
             self.quotes[contract] = event
             if contract.kind == "FUT":
-                u = self.underlyings.get(contract.underlying) or \
-                    self.underlying(contract.underlying)
+                u = self.underlying(contract.underlying)
                 u.fut, u.fut_ts = event, event.ts
             return None
         if isinstance(event, VixTick):
@@ -162,7 +166,7 @@ class MarketState:
             return "pre_open"
         if secs > SESSION_CLOSE_S:
             return "post_close"
-        u = self.underlyings.get(event.underlying) or self.underlying(event.underlying)
+        u = self.underlying(event.underlying)
         ok = screen(u.feeds, event.source, ts, event.value, event.received, self.params,
                     event.underlying, self.notes)
         if ok and u.feeds.active in (None, event.source):

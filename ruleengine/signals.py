@@ -81,8 +81,8 @@ def exit_signals(run: StrategyRun, marked: list[MarkedLeg], values: dict[str, An
                  secs: int, exiting: set[str]) -> list[Signal]:
     """Exits for an open position, most urgent first; legs already exiting are left alone.
     ``marked`` are the strategy's open legs with this tick's marks, ``secs`` the tick's second
-    of the day. Runs every tick for every open position, so what only a firing exit needs
-    (leg lists, the premium base) is built only when a check asks for it."""
+    of the day. Runs every tick for every open position, so leg lists are built only when an
+    exit fires, and combined levels read the P&L figures already in ``values``."""
     spec = run.spec
     live = [pm for pm in marked if pm[0].leg_id not in exiting] if exiting else marked
     if not live:
