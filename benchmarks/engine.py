@@ -4,7 +4,9 @@ A session of 1-second ticks (09:15:00-15:30:00, 22,501 ticks plus the previous-c
 from the seeded `calm` scenario, the four shipped strategies and the default risk set. Broker
 results are fed back as they would be in a run (paper broker), but the audit store is left out:
 this measures the engine's tick, not SQLite. Run once with guards on and once with guards off
-for the ratio.
+for the ratio. The first line says which build ran: the mypyc-compiled core that `pip install`
+builds when it can, or pure Python (`RULEENGINE_PURE=1 python3 benchmarks/engine.py` for the
+pure figures from a compiled install).
 
     python3 benchmarks/engine.py            # the figures
     python3 benchmarks/engine.py --profile  # where a tick's time goes (cProfile, guards on)
@@ -23,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from adapters.factory import paper_broker, synthetic_feed  # noqa: E402
+from ruleengine import core_build  # noqa: E402
 from ruleengine.engine import Engine  # noqa: E402
 from ruleengine.events import Event  # noqa: E402
 from ruleengine.policyset import load_policy_set  # noqa: E402
@@ -70,6 +73,7 @@ def main() -> None:
     if "--profile" in sys.argv[1:]:
         profile(ticks)
         return
+    print(f"build: {core_build().describe()}")
     print(f"session: {len(ticks):,} ticks, {len(events):,} events "
           f"({len(policy.strategies)} strategies, {len(policy.rules)} rules)")
     results = {}

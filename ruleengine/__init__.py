@@ -4,6 +4,9 @@ The public API is small on purpose: load and check a policy set, run it through 
 (directly, tick by tick, or as a whole run with adapters), and read the audit store.
 """
 
+from .corebuild import core_build  # first: decides compiled or pure before a core module imports
+
+# isort: split
 from .audit import AuditStore
 from .decisions import Decision
 from .engine import Engine, TickResult
@@ -40,6 +43,7 @@ __all__ = [
     "RunConfig",
     "RunOutcome",
     "TickResult",
+    "core_build",
     "lint",
     "load_policy_set",
     "run",
