@@ -258,7 +258,7 @@ class AuditStore:
         if not rows:
             return []
         return [OperatorCommand(ts=now, source=f"command:{row['id']}", command=row["command"],
-                                reason=row["reason"], who=row["who"],
+                                reason=row["reason"] or "", who=row["who"] or "operator",
                                 rule_id=row["rule_id"] or "", until=_until(row["until"], now))
                 for row in rows]
 

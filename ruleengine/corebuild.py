@@ -1,12 +1,12 @@
 """Which build of the per-tick modules runs: compiled by mypyc, or the pure-Python sources.
 
-setup.py compiles the modules a tick runs through when it can, and writes a stamp with the
-sha256 of each source it compiled. Python imports a compiled module in preference to its
-`.py`, so after an edit (an editable checkout, a hand-patched install) the old compiled code
-would run silently. This module runs first, on `import ruleengine`, and when any compiled module
-no longer matches its source — or the stamp is missing, or `RULEENGINE_PURE` is set — it makes
-every compiled module import from its `.py` instead. All or nothing: compiled modules call each
-other directly, so one pure module beside compiled ones would still leave old code running.
+setup.py compiles the modules a tick runs through when it can, and records the sha256 of every
+package source as it read them. Python imports a compiled module in preference to its `.py`,
+so after an edit (an editable checkout, a hand-patched install) the old compiled code would run
+silently. This module runs first, on `import ruleengine`. When any source no longer matches the
+record, or the record is missing, or `RULEENGINE_PURE` is set, it makes every compiled module
+import from its `.py` instead. All or nothing: compiled modules call each other directly, so
+one pure module beside compiled ones would still leave old code running.
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ from types import ModuleType
 from loguru import logger
 
 PACKAGE = "ruleengine"
-STAMP = "_core_sources.json"  # written by setup.py next to the compiled modules
+STAMP = "_core_sources.json"  # setup.py: file name -> sha256 of every package source it compiled
 
 
 @dataclass(frozen=True)
 class CoreBuild:
-    """`kind` is "compiled" or "pure"; `reason` says why pure when compiled modules exist."""
+    """`kind` is "compiled" or "pure"; `reason` says why pure; `stale` names the changed
+    sources when a compiled core was set aside for them."""
 
     kind: str
     modules: tuple[str, ...]
@@ -55,15 +56,22 @@ def compiled_modules(package_dir: Path) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def stale_modules(package_dir: Path, modules: Sequence[str]) -> list[str]:
-    """Compiled modules whose source no longer matches the stamp (all of them without one)."""
+def changed_sources(package_dir: Path) -> tuple[str, ...]:
+    """Package sources that differ from the build's record (compiled code also depends on the
+    types of the modules it imports, so every source counts, not only the compiled ones)."""
     try:
-        stamp = json.loads((package_dir / STAMP).read_text())
+        recorded = json.loads((package_dir / STAMP).read_text())
     except (OSError, ValueError):
-        return list(modules)
-    return [name for name in modules
-            if stamp.get(name) != hashlib.sha256((package_dir / f"{name}.py").read_bytes())
-            .hexdigest()]
+        return (STAMP,)  # no record of what was compiled: trust none of it
+    changed = []
+    for name, digest in sorted(recorded.items()):
+        try:
+            current = hashlib.sha256((package_dir / name).read_bytes()).hexdigest()
+        except OSError:
+            current = None
+        if current != digest:
+            changed.append(name)
+    return tuple(changed)
 
 
 def wants_pure(environ: Mapping[str, str]) -> bool:
@@ -73,13 +81,16 @@ def wants_pure(environ: Mapping[str, str]) -> bool:
 def choose(package_dir: Path, environ: Mapping[str, str]) -> CoreBuild:
     modules = compiled_modules(package_dir)
     if not modules:
-        return CoreBuild("pure", ())
+        return CoreBuild("pure", (), "no compiled core in this install; `pip install -v` "
+                         "shows why the build skipped it")
     if wants_pure(environ):
         return CoreBuild("pure", modules, "RULEENGINE_PURE is set")
-    stale = stale_modules(package_dir, modules)
-    if stale:
-        return CoreBuild("pure", modules, f"the compiled core is older than {', '.join(stale)}"
-                         "; reinstall (pip install -e .) to compile it again", tuple(stale))
+    changed = changed_sources(package_dir)
+    if changed:
+        what = (f"{STAMP} is missing" if changed == (STAMP,)
+                else f"{', '.join(changed)} changed since the core was compiled")
+        return CoreBuild("pure", modules, f"{what}; reinstall to compile it again "
+                         "(pip install -e . in a checkout)", changed)
     return CoreBuild("compiled", modules)
 
 

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from .checks import CheckConfig, derived_client_id, review_groups, validated_policy
+from .coerce import declared_types
 from .contracts import Broker, BrokerOrder, OrderRequest
 from .errors import BrokerError, BrokerRateLimited, BrokerRejected
 from .events import (
@@ -455,7 +456,7 @@ class ExecutionGateway:
             self._note(now, f"broker poll failed: {exc}")
             raw = []
         for event in raw:
-            self._on_event(event, now)
+            self._on_event(declared_types(event), now)
         self._follow_up(now)
         self._pump(now)
         out, self._out = self._out, []

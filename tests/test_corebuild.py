@@ -22,18 +22,24 @@ PACKAGE = Path(ruleengine.__file__).resolve().parent
 SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 
 
+def _write_stamp(pkg: Path) -> None:
+    """What setup.py records: every source of the package, compiled or not."""
+    (pkg / STAMP).write_text(json.dumps({path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+                                         for path in pkg.glob("*.py")}))
+
+
 def _fake_build(tmp_path: Path, names: tuple[str, ...], stamp: bool = True) -> Path:
-    """A package folder with sources, extension files beside them and, optionally, the stamp
-    setup.py writes. The extensions are never imported here, only looked at."""
+    """A package folder with sources, extension files beside some of them and, optionally, the
+    stamp. The extensions are never imported here, only looked at."""
     pkg = tmp_path / "pkg"
     pkg.mkdir()
+    (pkg / "events.py").write_text("Y = 1\n")  # imported by compiled code, not compiled itself
     for name in names:
         (pkg / f"{name}.py").write_text(f"X = {name!r}\n")
         (pkg / f"{name}{SUFFIX}").write_bytes(b"\x7fELF")
     (pkg / f"_core__mypyc{SUFFIX}").write_bytes(b"\x7fELF")  # the shared library: no source
     if stamp:
-        (pkg / STAMP).write_text(json.dumps(
-            {n: hashlib.sha256((pkg / f"{n}.py").read_bytes()).hexdigest() for n in names}))
+        _write_stamp(pkg)
     return pkg
 
 
@@ -41,7 +47,7 @@ def test_no_extensions_is_plain_pure(tmp_path: Path) -> None:
     (tmp_path / "engine.py").write_text("")
     build = choose(tmp_path, {})
     assert (build.kind, build.modules, build.stale) == ("pure", (), ())
-    assert build.describe() == "pure Python"
+    assert "no compiled core in this install" in build.describe()
 
 
 def test_matching_sources_run_compiled(tmp_path: Path) -> None:
@@ -59,13 +65,24 @@ def test_an_edited_source_makes_the_whole_core_pure(tmp_path: Path) -> None:
     build = choose(pkg, {})
     assert build.kind == "pure"
     assert build.modules == ("engine", "market")  # both routed to source, not just market
-    assert build.stale == ("market",)
-    assert "older than market" in build.reason and "pip install -e ." in build.reason
+    assert build.stale == ("market.py",)
+    assert "market.py changed since the core was compiled" in build.reason
+    assert "reinstall" in build.reason
+
+
+def test_an_edited_module_that_is_not_compiled_also_counts(tmp_path: Path) -> None:
+    """Compiled code bakes in the field types of the modules it imports (events.py)."""
+    pkg = _fake_build(tmp_path, ("engine",))
+    (pkg / "events.py").write_text("Y: str | None = None\n")
+    assert choose(pkg, {}).stale == ("events.py",)
+    (pkg / "events.py").unlink()
+    assert choose(pkg, {}).stale == ("events.py",)
 
 
 def test_a_missing_stamp_trusts_nothing(tmp_path: Path) -> None:
     build = choose(_fake_build(tmp_path, ("engine",), stamp=False), {})
-    assert (build.kind, build.stale) == ("pure", ("engine",))
+    assert (build.kind, build.stale) == ("pure", (STAMP,))
+    assert f"{STAMP} is missing" in build.reason
 
 
 def test_the_environment_can_ask_for_pure(tmp_path: Path) -> None:
@@ -90,24 +107,42 @@ def _import_in_child(site: Path, env_extra: dict[str, str] | None = None
                           capture_output=True, text=True, timeout=120)
 
 
-def test_a_stale_extension_is_never_imported(tmp_path: Path) -> None:
-    """Python prefers an extension module to its source. A stand-in `engine` extension that
-    cannot load, left over beside an edited engine.py, must not be imported: the source is."""
+def _broken_engine_extension(tmp_path: Path) -> Path:
+    """A copy of the package whose only extension is a stand-in `engine` that cannot load:
+    importing it is an ImportError, so a child that imports it fails visibly."""
     pkg = _copy_package(tmp_path)
     for path in pkg.glob(f"*{SUFFIX}"):
         path.unlink()
     (pkg / STAMP).unlink(missing_ok=True)
     (pkg / f"engine{SUFFIX}").write_bytes(b"not a shared library")
+    return pkg
+
+
+def test_a_stale_extension_is_never_imported(tmp_path: Path) -> None:
+    """Python prefers an extension module to its source. A stand-in `engine` extension without
+    a matching record must not be imported: the source is."""
+    pkg = _broken_engine_extension(tmp_path)
     child = _import_in_child(pkg.parent)
     assert child.returncode == 0, child.stderr
     assert child.stdout.split() == ["pure", "py"]
-    assert "older than engine" in child.stderr  # the warning says why, and how to rebuild
+    assert f"{STAMP} is missing" in child.stderr  # the warning says why, and how to rebuild
 
-    # Without the check, the same folder does import the broken extension: the test can fail.
-    (pkg / STAMP).write_text(json.dumps(
-        {"engine": hashlib.sha256((pkg / "engine.py").read_bytes()).hexdigest()}))
+    # With a record that matches, the same folder does import the broken extension, so the
+    # check above is what kept it out: the test can fail.
+    _write_stamp(pkg)
     child = _import_in_child(pkg.parent)
     assert child.returncode != 0 and "ImportError" in child.stderr
+
+
+def test_RULEENGINE_PURE_routes_a_current_extension_to_its_source(tmp_path: Path) -> None:
+    """The pure pass of CI relies on this: with the variable set, nothing compiled loads even
+    when the record matches (the broken stand-in would fail the import if it did)."""
+    pkg = _broken_engine_extension(tmp_path)
+    _write_stamp(pkg)
+    child = _import_in_child(pkg.parent, {"RULEENGINE_PURE": "1"})
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.split() == ["pure", "py"]
+    assert "WARNING" not in child.stderr  # asked for, so nothing to warn about
 
 
 needs_compiled = pytest.mark.skipif(
@@ -119,7 +154,7 @@ needs_compiled = pytest.mark.skipif(
 def test_the_installed_compiled_core_is_used_and_yields_to_an_edit(tmp_path: Path) -> None:
     pkg = _copy_package(tmp_path)
     assert _import_in_child(pkg.parent).stdout.split() == ["compiled", "so"]
-    with (pkg / "signals.py").open("a") as f:
+    with (pkg / "events.py").open("a") as f:  # not compiled, but compiled code relies on it
         f.write("\n# an edit after the build\n")
     child = _import_in_child(pkg.parent)
     assert child.stdout.split() == ["pure", "py"], child.stderr
@@ -138,18 +173,32 @@ def _tables(db: Path) -> dict[str, list[tuple[object, ...]]]:
         return {name: list(conn.execute(sql)) for name, sql in queries.items()}
 
 
+RUN_IN_CHILD = """
+import sys
+import ruleengine
+import ruleengine.engine as engine
+from ruleengine.cli import main
+print("BUILD", ruleengine.core_build().kind, engine.__file__.rsplit(".", 1)[-1], flush=True)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @needs_compiled
 def test_compiled_and_pure_write_the_same_audit_trail(tmp_path: Path) -> None:
     """The flash-crash day fires circuit breakers, halts and exits: the same decisions, orders,
-    fills and hash chain from both builds."""
+    fills and hash chain from both builds. Each child says which build it ran, from outside
+    the checkout, so an install that is not the checkout cannot compare pure with pure."""
     tables = {}
-    for build, extra in (("compiled", {}), ("pure", {"RULEENGINE_PURE": "1"})):
+    for build, extra, suffix in (("compiled", {}, "so"), ("pure", {"RULEENGINE_PURE": "1"}, "py")):
         db = tmp_path / f"{build}.db"
         env = {k: v for k, v in os.environ.items() if k != "RULEENGINE_PURE"} | extra
         done = subprocess.run(
-            [sys.executable, "-m", "ruleengine", "run", "--scenario", "flash-crash",
-             "--db", str(db)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+            [sys.executable, "-c", RUN_IN_CHILD, "run", "--scenario", "flash-crash",
+             "--policies", str(REPO / "policies"), "--strategies", str(REPO / "strategies"),
+             "--db", str(db)], cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.splitlines()[0] == f"BUILD {build} {suffix}"
         tables[build] = _tables(db)
     assert all(tables["compiled"][name] for name in ("decisions", "orders", "fills"))
     assert tables["compiled"] == tables["pure"]

@@ -715,3 +715,27 @@ def test_cancel_drops_a_modify_still_waiting() -> None:
     for k in range(11, 14):
         gw.poll(t(k))
     assert [k for _, k, tag in fake.calls if tag == "x"] == ["place", "modify", "cancel"]
+
+
+# -- broker values in the engine's types --------------------------------------------------------
+
+def test_broker_json_shapes_reach_the_engine_in_declared_types() -> None:
+    """A broker's JSON gives whole prices as ints, ids as numbers and null reasons. What the
+    gateway passes on has the declared types, so both builds of the engine see (and audit)
+    the same values: 154.0, never 154."""
+    fake = FakeBroker()
+    gw = gateway(fake)
+    gw.submit([req("a1"), req("r1")], [], t(0))
+    gw.poll(t(0.1))
+    fake.queue.append(OrderFilled(ts=t(1), client_id="a1", broker_order_id=7,  # type: ignore[arg-type]
+                                  fill_id=90017, qty=65.0, price=154,  # type: ignore[arg-type]
+                                  cum_qty=65, order_qty=65))
+    fake.queue.append(OrderRejected(ts=t(1), source=None,  # type: ignore[arg-type]
+                                    client_id="r1", reason=None))  # type: ignore[arg-type]
+    out = gw.poll(t(1.1))
+    [filled] = [e for e in out if isinstance(e, OrderFilled)]
+    [rejected] = [e for e in out if isinstance(e, OrderRejected)]
+    assert (filled.price, filled.fill_id, filled.broker_order_id, filled.qty) == \
+        (154.0, "90017", "7", 65)
+    assert (type(filled.price), type(filled.qty)) == (float, int)
+    assert (rejected.reason, rejected.source) == ("", "")
