@@ -261,9 +261,9 @@ class Engine:
             else:
                 u = market.underlying(underlying)
             mnow = market.now  # the market's clock: behind the tick's only on a tick of no
-            assert mnow is not None  # market data (then it is worked out again)
-            market_values(v, market, u, inst, market.params,
-                          self._secs if mnow == now else seconds_of_day(mnow), self._reads)
+            if mnow is not None:  # market data (then it is worked out again); None before any
+                market_values(v, market, u, inst, market.params,  # price: names stay absent
+                              self._secs if mnow == now else seconds_of_day(mnow), self._reads)
         self._account(v)
         self._bases[underlying] = v
         return v

@@ -344,3 +344,15 @@ def test_position_names_describe_the_worst_open_leg() -> None:
     assert v["position.qty"] == -65 and v["position.ltp"] == 130.0
     assert v["position.pnl"] == pytest.approx(-1950.0)
     assert v["position.pnl_pct"] == pytest.approx(-30.0)
+
+
+def test_a_kill_on_the_very_first_tick_before_any_price_still_halts() -> None:
+    """A caller may hand the engine a command before any market data (a restart with a kill
+    waiting). Nothing can be valued yet, so every rule errors and blocks new risk; the kill
+    still engages. It used to stop on an assertion about the market's clock."""
+    engine = Engine(load_policy_set([REPO / "policies", REPO / "strategies"]))
+    now = datetime(2026, 11, 26, 9, 0)
+    result = engine.tick([OperatorCommand(ts=now, command="kill", reason="desk", who="desk")])
+    assert engine.state.kill_switch
+    kinds = {d.kind for d in result.decisions}
+    assert "rule_error" in kinds and not result.orders
