@@ -97,9 +97,7 @@ def _core_extensions() -> list[Any]:
         return list(mypycify(["--ignore-missing-imports", "--config-file", "",
                               "--cache-dir", "build/.mypy_cache", *paths],
                              group_name="ruleengine._core", opt_level="3"))
-    except BaseException as exc:  # mypy missing, a type error, anything: pure Python still works
-        if isinstance(exc, KeyboardInterrupt):
-            raise
+    except (Exception, SystemExit) as exc:  # mypy missing, a type error (mypy exits): pure
         _note(f"compiled core not built ({type(exc).__name__}: {exc}); installing pure Python")
         _remove_inplace_core()
         return []

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 E = TypeVar("E")
 
-_PLAIN = ("str", "int", "float")
+_PLAIN: dict[str, type] = {"str": str, "int": int, "float": float}  # annotation -> exact type
 _FIELDS: dict[type, tuple[tuple[str, str], ...]] = {}
 
 
@@ -57,7 +57,7 @@ def declared_types(event: E) -> E:
     changes = {}
     for name, kind in _plain_fields(type(event)):
         value = getattr(event, name)
-        if type(value).__name__ != kind:
+        if type(value) is not _PLAIN[kind]:
             converted = _converted(kind, value)
             if converted is not value:
                 changes[name] = converted

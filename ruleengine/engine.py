@@ -260,9 +260,12 @@ class Engine:
                 v.update(expiry[1])
             else:
                 u = market.underlying(underlying)
-            mnow = market.now  # the market's clock: behind the tick's only on a tick of no
-            if mnow is not None:  # market data (then it is worked out again); None before any
-                market_values(v, market, u, inst, market.params,  # price: names stay absent
+            # The market's clock: behind the tick's only on a tick of no market data (then its
+            # second is worked out again); None before the first price, when the market names
+            # stay absent and every rule that reads them fails safe.
+            mnow = market.now
+            if mnow is not None:
+                market_values(v, market, u, inst, market.params,
                               self._secs if mnow == now else seconds_of_day(mnow), self._reads)
         self._account(v)
         self._bases[underlying] = v
